@@ -1,0 +1,64 @@
+# kefu: the Makefile is the interface. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+RASA := $(BIN)/rasa
+MODEL := models/kefu.tar.gz
+SETUP_STAMP := $(VENV)/.setup-done
+# Inputs of the model: training runs again only when one of these changed.
+MODEL_INPUTS := config.yml domain.yml $(shell find data kefu/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
+
+export TF_CPP_MIN_LOG_LEVEL := 3
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.PHONY: help setup train run test validate lint eval bench bench-nlu clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(SETUP_STAMP): scripts/setup.sh pyproject.toml requirements.txt requirements-dev.txt constraints.txt
+	@scripts/setup.sh
+	@touch $@
+
+setup: $(SETUP_STAMP) ## create .venv with Python 3.10 and install pinned dependencies (idempotent)
+
+$(MODEL): $(MODEL_INPUTS) | $(SETUP_STAMP)
+	@mkdir -p models
+	@start=$$(date +%s); \
+	$(RASA) train --fixed-model-name kefu --out models --quiet; \
+	echo "train: $$(( $$(date +%s) - start ))s"
+
+train: $(MODEL) ## train the model (skipped when nothing changed)
+
+run: $(MODEL) ## start Rasa (5005), actions (5055) and the desk on 127.0.0.1; Ctrl-C stops all
+	@mkdir -p var
+	@$(BIN)/kefu run
+
+validate: $(SETUP_STAMP) ## rasa data validate, failing on warnings
+	@$(RASA) data validate --fail-on-warnings --quiet
+
+lint: $(SETUP_STAMP) ## ruff and mypy
+	@$(BIN)/ruff check kefu actions tests
+	@$(BIN)/mypy
+
+test: $(MODEL) ## everything: lint, validate, pytest, dialogue test stories
+	@$(MAKE) --no-print-directory lint validate
+	@$(BIN)/pytest -q
+	@$(RASA) test core --stories tests/stories --model $(MODEL) --out reports/stories \
+	  --fail-on-prediction-errors --quiet > reports/stories.log 2>&1 \
+	  || { tail -40 reports/stories.log; cat reports/stories/failed_test_stories.yml 2>/dev/null; exit 1; }
+	@echo "test stories: all passed"
+
+eval: $(MODEL) ## NLU on the held-out split: reports/nlu/ (JSON, confusion matrix, summary.md)
+	@$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu
+
+bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
+	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019
+
+bench: $(MODEL) ## benchmarks: reports/bench/
+	@$(PY) -m kefu.evaluation train-time --out reports/bench
+
+clean: ## remove models, reports of the last run and caches (keeps .venv)
+	rm -rf models reports/stories .pytest_cache .mypy_cache .ruff_cache

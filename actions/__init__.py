@@ -1,0 +1,1 @@
+"""Custom actions for kefu, run by the Rasa SDK action server."""

@@ -1,0 +1,345 @@
+"""NLU evaluation: held-out split (`make eval`) and SMP-2019 CV (`make bench-nlu`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = ROOT / "tests" / "nlu" / "test_nlu.yml"
+SMP_DATA = ROOT.parent / "shared" / "datasets" / "smp2019-nlu" / "train.json"
+INTENT_BAR = 0.95
+ENTITY_BAR = 0.98
+BARRED_ENTITIES = ("order_id", "phone")
+SVM_REFERENCE = {"accuracy": 0.911, "macro_f1": 0.793}
+
+Span = Tuple[str, int, int]
+
+
+@dataclass
+class Example:
+    text: str
+    intent: str
+    entities: Set[Span]
+
+
+@dataclass
+class Scores:
+    accuracy: float
+    macro_f1: float
+    per_intent: Dict[str, Dict[str, float]]
+    entities: Dict[str, Dict[str, float]]
+    errors: List[Dict[str, Any]]
+
+
+def load_examples(path: Path) -> List[Example]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(str(path))
+    return [
+        Example(
+            text=m.get("text"),
+            intent=m.get("intent"),
+            entities={(e["entity"], e["start"], e["end"]) for e in m.get("entities") or []},
+        )
+        for m in data.intent_examples
+    ]
+
+
+def prf(tp: int, fp: int, fn: int) -> Dict[str, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+
+
+def score(examples: Sequence[Example], predicted: Sequence[Tuple[str, Set[Span]]]) -> Scores:
+    counts: Dict[str, Counter] = defaultdict(Counter)
+    entity_counts: Dict[str, Counter] = defaultdict(Counter)
+    errors = []
+    correct = 0
+    for example, (intent, spans) in zip(examples, predicted, strict=True):
+        if intent == example.intent:
+            correct += 1
+            counts[intent]["tp"] += 1
+        else:
+            counts[intent]["fp"] += 1
+            counts[example.intent]["fn"] += 1
+            errors.append({"text": example.text, "gold": example.intent, "predicted": intent})
+        for span in spans & example.entities:
+            entity_counts[span[0]]["tp"] += 1
+        for span in spans - example.entities:
+            entity_counts[span[0]]["fp"] += 1
+        for span in example.entities - spans:
+            entity_counts[span[0]]["fn"] += 1
+    gold_intents = sorted({e.intent for e in examples})
+    per_intent = {i: prf(counts[i]["tp"], counts[i]["fp"], counts[i]["fn"]) for i in gold_intents}
+    return Scores(
+        accuracy=correct / len(examples) if examples else 0.0,
+        macro_f1=sum(s["f1"] for s in per_intent.values()) / len(per_intent) if per_intent else 0.0,
+        per_intent=per_intent,
+        entities={
+            name: prf(c["tp"], c["fp"], c["fn"]) for name, c in sorted(entity_counts.items())
+        },
+        errors=errors,
+    )
+
+
+async def predict(model: Path, texts: Iterable[str]) -> List[Tuple[str, Set[Span], Dict[str, Any]]]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+    out = []
+    for text in texts:
+        parse = await agent.parse_message(text)
+        spans = {(e["entity"], e["start"], e["end"]) for e in parse.get("entities") or []}
+        out.append(((parse.get("intent") or {}).get("name") or "", spans, parse))
+    return out
+
+
+def evaluate_held_out(model: Path, data: Path = HELD_OUT) -> Scores:
+    examples = load_examples(data)
+    predictions = asyncio.run(predict(model, (e.text for e in examples)))
+    return score(examples, [(intent, spans) for intent, spans, _ in predictions])
+
+
+def _table(rows: List[Tuple[Any, ...]], header: Tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run_nlu_eval(model: Path, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"eval: rasa test nlu on {HELD_OUT.relative_to(ROOT)} → {out}")
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "rasa"),
+            "test",
+            "nlu",
+            "--nlu",
+            str(HELD_OUT),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    scores = evaluate_held_out(model)
+    passed = scores.macro_f1 >= INTENT_BAR and all(
+        scores.entities.get(e, {}).get("f1", 0.0) >= ENTITY_BAR for e in BARRED_ENTITIES
+    )
+    summary = {
+        "held_out_examples": len(load_examples(HELD_OUT)),
+        "intent_accuracy": round(scores.accuracy, 4),
+        "intent_macro_f1": round(scores.macro_f1, 4),
+        "entities": {k: {m: round(v, 4) for m, v in s.items()} for k, s in scores.entities.items()},
+        "bars": {
+            "intent_macro_f1": INTENT_BAR,
+            "entity_f1": {e: ENTITY_BAR for e in BARRED_ENTITIES},
+        },
+        "passed": passed,
+        "errors": scores.errors,
+    }
+    (out / "summary.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    md = [
+        "# NLU evaluation on the held-out split",
+        "",
+        f"Model `{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}`, "
+        f"{summary['held_out_examples']} held-out examples (`tests/nlu/test_nlu.yml`).",
+        "",
+        _table(
+            [
+                ("intent accuracy", f"{scores.accuracy:.3f}", ""),
+                ("intent macro-F1", f"{scores.macro_f1:.3f}", f"≥ {INTENT_BAR}"),
+            ]
+            + [
+                (
+                    f"entity F1 `{name}`",
+                    f"{s['f1']:.3f}",
+                    f"≥ {ENTITY_BAR}" if name in BARRED_ENTITIES else "",
+                )
+                for name, s in scores.entities.items()
+            ],
+            ("metric", "value", "bar"),
+        ),
+        "",
+        "Entities are scored on the final parse (after kefu's reconciler), by exact span.",
+        "Per-intent scores and the confusion matrix: `intent_report.json`, "
+        "`intent_confusion_matrix.png`.",
+        "",
+        "## Misclassified",
+        "",
+        _table(
+            [(e["text"], e["gold"], e["predicted"]) for e in scores.errors],
+            ("text", "gold", "predicted"),
+        )
+        if scores.errors
+        else "None.",
+        "",
+    ]
+    (out / "summary.md").write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md[4 : 6 + len(scores.entities) + 2]))
+    print(f"eval: {'PASSED' if passed else 'FAILED'} the bars; summary in {out / 'summary.md'}")
+    return 0 if passed else 1
+
+
+# --- SMP-2019 5-fold cross-validation -----------------------------------------------
+
+
+def smp_records(path: Path = SMP_DATA) -> List[Tuple[str, str]]:
+    records = json.loads(path.read_text(encoding="utf-8"))
+    return [(r["text"], f"{r['domain']}.{r.get('intent') or 'none'}") for r in records]
+
+
+def folds(labels: Sequence[str], k: int, seed: int = 13) -> List[List[int]]:
+    """Stratified folds: each label's examples dealt round-robin after a shuffle."""
+    by_label: Dict[str, List[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    out: List[List[int]] = [[] for _ in range(k)]
+    offset = 0
+    for label in sorted(by_label):
+        indices = by_label[label]
+        rng.shuffle(indices)
+        for j, index in enumerate(indices):
+            out[(offset + j) % k].append(index)
+        offset += len(indices)
+    return out
+
+
+def _nlu_yaml(records: Sequence[Tuple[str, str]]) -> str:
+    by_label: Dict[str, List[str]] = defaultdict(list)
+    for text, label in records:
+        by_label[label].append(text)
+    lines = ['version: "3.1"', "nlu:"]
+    for label in sorted(by_label):
+        lines.append(f"- intent: {label}\n  examples: |")
+        lines += [f"    - {json.dumps(t, ensure_ascii=False)[1:-1]}" for t in by_label[label]]
+    return "\n".join(lines) + "\n"
+
+
+def run_smp_cv(out: Path, k: int = 5) -> int:
+    if not SMP_DATA.exists():
+        print(f"bench-nlu: {SMP_DATA} not found (it lives in ../shared/datasets).", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    records = smp_records()
+    labels = [label for _, label in records]
+    split = folds(labels, k)
+    rasa = str(Path(sys.executable).parent / "rasa")
+    all_examples: List[Example] = []
+    all_predictions: List[Tuple[str, Set[Span]]] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, test_idx in enumerate(split, 1):
+            test_set = set(test_idx)
+            train = [records[i] for i in range(len(records)) if i not in test_set]
+            data = Path(tmp) / f"fold{n}.yml"
+            data.write_text(_nlu_yaml(train), encoding="utf-8")
+            t0 = time.monotonic()
+            print(f"bench-nlu: fold {n}/{k}: training on {len(train)} examples…", flush=True)
+            subprocess.run(
+                [
+                    rasa,
+                    "train",
+                    "nlu",
+                    "--config",
+                    str(ROOT / "config.yml"),
+                    "--nlu",
+                    str(data),
+                    "--out",
+                    tmp,
+                    "--fixed-model-name",
+                    f"fold{n}",
+                    "--quiet",
+                ],
+                check=True,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
+            examples = [Example(records[i][0], records[i][1], set()) for i in test_idx]
+            predictions = asyncio.run(
+                predict(Path(tmp) / f"fold{n}.tar.gz", (e.text for e in examples))
+            )
+            fold_scores = score(examples, [(p[0], set()) for p in predictions])
+            print(
+                f"bench-nlu: fold {n}: accuracy {fold_scores.accuracy:.3f}, "
+                f"macro-F1 {fold_scores.macro_f1:.3f} ({time.monotonic() - t0:.0f}s)",
+                flush=True,
+            )
+            all_examples += examples
+            all_predictions += [(p[0], set()) for p in predictions]
+    total = score(all_examples, all_predictions)
+    result = {
+        "examples": len(records),
+        "labels": len(set(labels)),
+        "folds": k,
+        "accuracy": round(total.accuracy, 4),
+        "macro_f1": round(total.macro_f1, 4),
+        "svm_reference": SVM_REFERENCE,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    md = [
+        "# SMP-2019 NLU: 5-fold cross-validation",
+        "",
+        f"{len(records)} utterances, {result['labels']} domain+intent labels, kefu's "
+        "`config.yml` pipeline, pooled over folds.",
+        "",
+        _table(
+            [
+                ("kefu (DIET pipeline)", result["accuracy"], result["macro_f1"]),
+                (
+                    "linear SVM, char 1-3 grams (dataset README)",
+                    SVM_REFERENCE["accuracy"],
+                    SVM_REFERENCE["macro_f1"],
+                ),
+            ],
+            ("system", "accuracy", "macro-F1"),
+        ),
+        "",
+        f"Run time {result['minutes']} min on this machine.",
+        "",
+    ]
+    (out / "summary.md").write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md[4:7]))
+    return 0
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kefu.evaluation")
+    commands = parser.add_subparsers(dest="command", required=True)
+    nlu = commands.add_parser("nlu", help="held-out split")
+    nlu.add_argument("--model", type=Path, default=ROOT / "models" / "kefu.tar.gz")
+    nlu.add_argument("--out", type=Path, default=ROOT / "reports" / "nlu")
+    smp = commands.add_parser("smp2019", help="5-fold CV on SMP-2019")
+    smp.add_argument("--out", type=Path, default=ROOT / "reports" / "smp2019")
+    args = parser.parse_args(argv)
+    if args.command == "nlu":
+        return run_nlu_eval(args.model.resolve(), args.out)
+    return run_smp_cv(args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

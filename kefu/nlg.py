@@ -1,0 +1,88 @@
+"""Rasa NLG that sends every response through kefu's phrasing guard.
+
+Configured in endpoints.yml as `nlg: type: kefu.nlg.GuardedNaturalLanguageGenerator`.
+Responses sent by custom actions are named (`utter_message(response=...)`), so
+Rasa renders them here too: one place for every bot text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from kefu.phrasing.context import ReplyContext, surname_of, title_for
+from kefu.phrasing.guard import Guard
+from kefu.policy import load_policy
+
+logger = logging.getLogger(__name__)
+PHRASE_PREFIX = "phrase_"
+
+
+class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
+    def __init__(
+        self,
+        endpoint_config: EndpointConfig | None = None,
+        domain: Domain | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        super().__init__((domain or Domain.empty()).responses)
+        self.guard = guard or Guard(load_policy())
+
+    async def generate(
+        self,
+        utter_action: str,
+        tracker: DialogueStateTracker,
+        output_channel: str,
+        **kwargs: Any,
+    ) -> Dict[str, Any] | None:
+        context = reply_context(tracker)
+        variables = {**self.guard.variables(context), **kwargs}
+        slots = tracker.current_slot_values()
+        if utter_action in self.responses:
+            response = self.generate_from_slots(
+                utter_action, slots, output_channel, **variables
+            )
+        else:
+            response = self.policy_phrase(utter_action, slots, variables)
+        if response is not None:
+            response["text"] = self.guard.apply(response.get("text"), context)
+        return response
+
+
+    def policy_phrase(
+        self, name: str, slots: Dict[str, Any], variables: Dict[str, Any]
+    ) -> Dict[str, Any] | None:
+        """`phrase_<scene>` names a standard phrase in the policy file."""
+        if not name.startswith(PHRASE_PREFIX):
+            return None
+        phrase = self.guard.policy.phrase(name[len(PHRASE_PREFIX) :])
+        if phrase is None:
+            logger.warning("No response or policy phrase named '%s'.", name)
+            return None
+        return self._fill_response({"text": phrase.text}, slots, **variables)
+
+
+def reply_context(tracker: DialogueStateTracker) -> ReplyContext:
+    user_turns: List[UserUttered] = [
+        e for e in tracker.events if isinstance(e, UserUttered)
+    ]
+    script = "unknown"
+    for turn in reversed(user_turns):
+        seen = (turn.parse_data or {}).get("script")
+        if seen in ("simplified", "traditional"):
+            script = seen
+            break
+    name = tracker.get_slot("name")
+    return ReplyContext(
+        script=script,  # type: ignore[arg-type]
+        surname=surname_of(name),
+        title=title_for(
+            name, ((t.parse_data or {}).get("text") or t.text or "" for t in user_turns)
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The service-phrasing standard: policy, checker and the guard on every message."""

@@ -1,0 +1,171 @@
+"""Load and validate the operator's policy files under policy/."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kefu.policy.yaml_source import PathKey, PolicyError, Source
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "policy"
+PHRASING_FILE = "phrasing.yml"
+# Seeds sit beside the project (../shared/seeds); checked when present.
+SEEDS_RELATIVE = Path("..", "..", "shared", "seeds")
+
+
+@dataclass(frozen=True)
+class Brand:
+    name: str
+    bot_name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Greeting:
+    start: time
+    end: time
+    text: str
+
+    def covers(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end  # spans midnight
+
+
+@dataclass(frozen=True)
+class Phrase:
+    scene: str
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    brand: Brand
+    greetings: Tuple[Greeting, ...]
+    phrases: Dict[str, Phrase]
+    directory: Path
+
+    def phrase(self, scene: str) -> Phrase | None:
+        return self.phrases.get(scene)
+
+    def greeting_at(self, moment: time) -> str:
+        for greeting in self.greetings:
+            if greeting.covers(moment):
+                return greeting.text
+        return "您好"
+
+
+def policy_dir() -> Path:
+    return Path(os.environ.get("KEFU_POLICY_DIR") or DEFAULT_DIR)
+
+
+def load_policy(directory: Path | str | None = None) -> Policy:
+    """Read every policy file; the first problem found raises PolicyError."""
+    directory = Path(directory) if directory else policy_dir()
+    phrasing = Source.read(directory / PHRASING_FILE)
+    root = _mapping(phrasing, ())
+    return Policy(
+        brand=_brand(phrasing, root),
+        greetings=_greetings(phrasing, root),
+        phrases=_phrases(phrasing, root),
+        directory=directory,
+    )
+
+
+# --- validation helpers: each names the key it checks -------------------------
+
+
+def _mapping(src: Source, key: PathKey, value: Any = None) -> dict:
+    value = src.data if key == () else value
+    if not isinstance(value, dict):
+        raise src.error(key, "must be a mapping of keys to values")
+    return value
+
+
+def _field(src: Source, parent: dict, key: PathKey, name: str) -> Any:
+    if name not in parent:
+        raise src.error(key, f"missing required key '{name}'")
+    return parent[name]
+
+
+def _text(src: Source, parent: dict, key: PathKey, name: str) -> str:
+    value = _field(src, parent, key, name)
+    if not isinstance(value, str) or not value.strip():
+        raise src.error(key + (name,), "must be a non-empty string")
+    return value.strip()
+
+
+def _list(src: Source, parent: dict, key: PathKey, name: str) -> List[Any]:
+    value = _field(src, parent, key, name)
+    if not isinstance(value, list) or not value:
+        raise src.error(key + (name,), "must be a non-empty list")
+    return value
+
+
+def _clock(src: Source, key: PathKey, value: Any) -> time:
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise src.error(key, f"'{value}' is not a time of day like 09:00") from None
+
+
+def _brand(src: Source, root: dict) -> Brand:
+    key: PathKey = ("brand",)
+    brand = _mapping(src, key, _field(src, root, (), "brand"))
+    timezone = _text(src, brand, key, "timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise src.error(key + ("timezone",), f"unknown time zone '{timezone}'") from None
+    return Brand(
+        name=_text(src, brand, key, "name"),
+        bot_name=_text(src, brand, key, "bot_name"),
+        timezone=timezone,
+    )
+
+
+def _greetings(src: Source, root: dict) -> Tuple[Greeting, ...]:
+    out = []
+    for i, item in enumerate(_list(src, root, (), "greetings")):
+        key: PathKey = ("greetings", i)
+        entry = _mapping(src, key, item)
+        out.append(
+            Greeting(
+                start=_clock(src, key + ("from",), _field(src, entry, key, "from")),
+                end=_clock(src, key + ("to",), _field(src, entry, key, "to")),
+                text=_text(src, entry, key, "text"),
+            )
+        )
+    return tuple(out)
+
+
+def _source(src: Source, parent: dict, key: PathKey) -> str:
+    """Every policy entry names where it comes from: a seed file, or `kefu`."""
+    source = _text(src, parent, key, "source")
+    seeds = src.path.parent / SEEDS_RELATIVE
+    if source != "kefu" and seeds.is_dir() and not (seeds / source).is_file():
+        raise src.error(key + ("source",), f"no seed file '{source}' in {seeds}")
+    return source
+
+
+def _phrases(src: Source, root: dict) -> Dict[str, Phrase]:
+    key: PathKey = ("phrases",)
+    phrases = _mapping(src, key, _field(src, root, (), "phrases"))
+    out = {}
+    for scene, item in phrases.items():
+        entry = _mapping(src, key + (scene,), item)
+        out[str(scene)] = Phrase(
+            scene=str(scene),
+            text=_text(src, entry, key + (scene,), "text"),
+            source=_source(src, entry, key + (scene,)),
+        )
+    return out
+
+
+__all__ = ["Brand", "Greeting", "Phrase", "Policy", "PolicyError", "load_policy", "policy_dir"]

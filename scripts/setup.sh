@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.10 and install kefu's pinned dependencies.
+# Idempotent: does nothing when the requirements have not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  local candidate
+  for candidate in "${KEFU_PYTHON:-}" "$(command -v python3.10 || true)"; do
+    if [[ -n "$candidate" ]] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  for candidate in $(ls -d /root/.pyenv/versions/3.10.*/bin/python3.10 "$HOME"/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | sort -rV); do
+    if "$candidate" -c 'import venv' 2>/dev/null; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+stamp_of() { cat pyproject.toml requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16; }
+stamp=".venv/.kefu-setup-$(stamp_of)"
+if [[ -f "$stamp" && -x .venv/bin/python ]]; then
+  exit 0
+fi
+
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+  if ! python=$(find_python); then
+    echo "kefu needs Python 3.10 (Rasa 3.6 supports 3.8-3.10): install python3.10, or pyenv's 3.10 under /root/.pyenv/versions/, or set KEFU_PYTHON." >&2
+    exit 1
+  fi
+  echo "setup: creating .venv with $python"
+  rm -rf .venv
+  "$python" -m venv .venv
+fi
+
+echo "setup: installing pinned dependencies (first run takes a few minutes)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "pip<25" "setuptools<70.4" wheel
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -c constraints.txt -r requirements.txt -r requirements-dev.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+.venv/bin/python -m pip check
+rm -f .venv/.kefu-setup-*
+touch "$stamp"
+echo "setup: done"

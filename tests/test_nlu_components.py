@@ -1,0 +1,131 @@
+"""The custom graph components, exercised as Rasa runs them."""
+
+from __future__ import annotations
+
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from kefu.nlu.entity_reconciler import EntityReconciler, reconcile
+from kefu.nlu.jieba_tokenizer import KefuJiebaTokenizer
+from kefu.nlu.script_normalizer import ScriptNormalizer
+
+
+@pytest.fixture
+def context(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    return storage, Resource("component"), ExecutionContext(graph_schema=None)
+
+
+def tokenizer(cls, context):
+    storage, resource, execution = context
+    config = {**cls.get_default_config(), "dictionary_path": None}
+    return cls.create(config, storage, resource, execution)
+
+
+MIXED = "我要 return 这个 order 好吗"
+
+
+def test_plain_jieba_emits_whitespace_tokens(context):
+    """The pitfall (RasaHQ/rasa#7910) this project's tokenizer exists for."""
+    tokens = tokenizer(JiebaTokenizer, context).tokenize(Message({TEXT: MIXED}), TEXT)
+    assert any(not t.text.strip() for t in tokens)
+
+
+def test_kefu_tokenizer_drops_whitespace_tokens(context):
+    tokens = tokenizer(KefuJiebaTokenizer, context).tokenize(Message({TEXT: MIXED}), TEXT)
+    assert [t.text for t in tokens] == ["我要", "return", "这个", "order", "好", "吗"]
+    for token in tokens:
+        assert MIXED[token.start : token.end] == token.text
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("叫我陈女士", ["叫", "我", "陈", "女士"]),
+        ("姓李", ["姓", "李"]),
+        ("我是赵先生", ["我", "是", "赵", "先生"]),
+    ],
+)
+def test_kefu_tokenizer_splits_names_from_titles(context, text, expected):
+    tokens = tokenizer(KefuJiebaTokenizer, context).tokenize(Message({TEXT: text}), TEXT)
+    assert [t.text for t in tokens] == expected
+
+
+def test_normalizer_records_script_and_original(context):
+    storage, resource, execution = context
+    normalizer = ScriptNormalizer.create({}, storage, resource, execution)
+    [message] = normalizer.process([Message({TEXT: "我要轉人工"})])
+    assert message.get(TEXT) == "我要转人工"
+    assert message.get("script") == "traditional"
+    assert message.get("original_text") == "我要轉人工"
+    assert message.as_dict(only_output_properties=True)["script"] == "traditional"
+
+
+def test_normalizer_rewrites_training_data(context):
+    storage, resource, execution = context
+    normalizer = ScriptNormalizer.create({}, storage, resource, execution)
+    data = TrainingData([Message({TEXT: "謝謝", "intent": "thank"})])
+    normalizer.process_training_data(data)
+    assert data.training_examples[0].get(TEXT) == "谢谢"
+
+
+def regex(entity, start, end, text):
+    return {"entity": entity, "start": start, "end": end, "value": text[start:end],
+            "extractor": "RegexEntityExtractor"}
+
+
+def diet(entity, start, end, text):
+    return {"entity": entity, "start": start, "end": end, "value": text[start:end],
+            "extractor": "DIETClassifier"}
+
+
+def test_mobile_number_after_phone_cue_is_a_phone():
+    text = "我的手机号13800138000"
+    both = [regex("order_id", 5, 16, text), regex("phone", 5, 16, text)]
+    assert [e["entity"] for e in reconcile(both, text)] == ["phone"]
+
+
+def test_mobile_like_number_after_order_cue_is_an_order_id():
+    text = "订单号13800138000"
+    both = [regex("phone", 3, 14, text), regex("order_id", 3, 14, text)]
+    assert [e["entity"] for e in reconcile(both, text)] == ["order_id"]
+
+
+def test_pattern_entities_come_only_from_the_regex_extractor():
+    text = "单号2023112500123456，我姓王"
+    entities = [
+        diet("order_id", 2, 10, text),  # a partial DIET guess
+        regex("order_id", 2, 18, text),
+        diet("name", 21, 22, text),
+    ]
+    result = reconcile(entities, text)
+    assert [(e["entity"], e["value"], e["extractor"]) for e in result] == [
+        ("order_id", "2023112500123456", "RegexEntityExtractor"),
+        ("name", "王", "DIETClassifier"),
+    ]
+
+
+def test_reconciler_component_sets_entities(context):
+    storage, resource, execution = context
+    component = EntityReconciler.create({}, storage, resource, execution)
+    text = "电话13912345678"
+    message = Message({TEXT: text, "entities": [regex("order_id", 2, 13, text),
+                                                regex("phone", 2, 13, text)]})
+    [message] = component.process([message])
+    assert [e["entity"] for e in message.get("entities")] == ["phone"]
+
+
+def test_normalizer_rewrites_annotated_entity_values(context):
+    storage, resource, execution = context
+    normalizer = ScriptNormalizer.create({}, storage, resource, execution)
+    example = Message({TEXT: "我要退貨", "intent": "request_return",
+                       "entities": [{"entity": "return_type", "start": 2, "end": 4,
+                                     "value": "退貨"}]})
+    normalizer.process_training_data(TrainingData([example]))
+    assert example.get("entities")[0]["value"] == "退货"

@@ -1,0 +1,88 @@
+"""The policy loader validates and says where a problem is."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kefu.policy import PolicyError, load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> Path:
+    # Same depth as the real policy/ so seed references resolve the same way.
+    target = tmp_path / "a" / "policy"
+    shutil.copytree(ROOT / "policy", target)
+    return target
+
+
+def edit(directory: Path, old: str, new: str) -> None:
+    path = directory / "phrasing.yml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(directory: Path, needle: str) -> int:
+    lines = (directory / "phrasing.yml").read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def test_shipped_policy_loads(policy):
+    assert policy.brand.name
+    assert policy.phrase("opening") is not None
+
+
+def test_empty_brand_name_names_file_line_and_key(policy_copy):
+    edit(policy_copy, "name: 乐购", 'name: ""')
+    with pytest.raises(PolicyError) as error:
+        load_policy(policy_copy)
+    message = str(error.value)
+    line = line_of(policy_copy, 'name: ""')
+    assert message.startswith(f"{policy_copy / 'phrasing.yml'}:{line}:")
+    assert "brand.name" in message and "non-empty string" in message
+
+
+def test_unknown_time_zone_is_reported(policy_copy):
+    edit(policy_copy, "timezone: Asia/Shanghai", "timezone: Mars/Olympus")
+    with pytest.raises(PolicyError, match=r"brand\.timezone: unknown time zone 'Mars/Olympus'"):
+        load_policy(policy_copy)
+
+
+def test_bad_time_of_day_is_reported(policy_copy):
+    edit(policy_copy, 'from: "05:00"', 'from: "five"')
+    with pytest.raises(PolicyError, match=r"greetings\[0\]\.from: 'five' is not a time of day"):
+        load_policy(policy_copy)
+
+
+def test_missing_section_is_reported(policy_copy):
+    edit(policy_copy, "brand:", "brandx:")
+    with pytest.raises(PolicyError, match="missing required key 'brand'"):
+        load_policy(policy_copy)
+
+
+def test_invalid_yaml_gives_a_line(policy_copy):
+    edit(policy_copy, "brand:", "brand: [unclosed")
+    with pytest.raises(PolicyError, match=r"phrasing\.yml:\d+: invalid YAML"):
+        load_policy(policy_copy)
+
+
+def test_phrase_must_name_an_existing_seed(policy_copy):
+    seeds = policy_copy.parents[1] / "shared" / "seeds"  # ../../shared/seeds
+    seeds.mkdir(parents=True)
+    (seeds / "000_d23fc05b3ce2d4b2.txt").write_text("seed", encoding="utf-8")
+    load_policy(policy_copy)  # the named seed exists: fine
+    edit(policy_copy, "source: 000_d23fc05b3ce2d4b2.txt", "source: 999_missing.txt")
+    with pytest.raises(
+        PolicyError, match=r"phrases\.opening\.source: no seed file '999_missing.txt'"
+    ):
+        load_policy(policy_copy)
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path)
