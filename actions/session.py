@@ -1,4 +1,4 @@
-"""Conversation start: the standard opening."""
+"""Conversation sessions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ CARRIED_SLOTS = ("name", "phone")
 
 
 class ActionSessionStart(Action):
-    """Start a session with the opening (brand, bot name, time-of-day greeting)."""
+    """Start a session, keeping who the visitor is.
+
+    It says nothing: Rasa runs it on a conversation's first message too, and the
+    visitor who opens with 你好 should hear one greeting, not two. A chat window
+    opens with the standard greeting by triggering the `greet` intent.
+    """
 
     def name(self) -> str:
         return "action_session_start"
@@ -30,6 +35,5 @@ class ActionSessionStart(Action):
             for slot in CARRIED_SLOTS
             if tracker.get_slot(slot) is not None
         ]
-        dispatcher.utter_message(response="phrase_opening")
         events.append(ActionExecuted("action_listen"))
         return events

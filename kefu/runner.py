@@ -90,6 +90,7 @@ def run(services: List[Service] | None = None) -> int:
     if not MODEL.exists():
         print(f"No model at {MODEL.relative_to(ROOT)}: run `make train` first.", file=sys.stderr)
         return 2
+    (ROOT / "var").mkdir(exist_ok=True)  # the embedded SQLite stores live here
     token = os.environ.get("KEFU_RASA_TOKEN") or secrets.token_urlsafe(24)
     env = {**os.environ, "KEFU_RASA_TOKEN": token, "PYTHONUNBUFFERED": "1"}
     services = services if services is not None else embedded_services(token)

@@ -21,7 +21,7 @@ def to_simplified(text: str) -> str:
 
 
 def to_traditional(text: str) -> str:
-    return str(_converter("s2t.json").convert(text))
+    return str(_converter("s2tw.json").convert(text))
 
 
 def detect_script(text: str) -> Script:

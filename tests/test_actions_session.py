@@ -3,11 +3,11 @@ from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from actions.session import ActionSessionStart
 
 
-async def test_session_start_opens_with_the_standard_phrase(dispatcher, make_tracker, domain):
+async def test_session_start_says_nothing(dispatcher, make_tracker, domain):
     events = await ActionSessionStart().run(dispatcher, make_tracker(), domain.as_dict())
     assert events[0] == SessionStarted()
     assert events[-1] == ActionExecuted("action_listen")
-    assert [m["response"] for m in dispatcher.messages] == ["phrase_opening"]
+    assert dispatcher.messages == []
 
 
 async def test_session_start_keeps_the_visitors_name(dispatcher, make_tracker, domain):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Dict
 
@@ -12,6 +13,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from kefu.nlg import GuardedNaturalLanguageGenerator
 from kefu.phrasing.context import ReplyContext, surname_of
 from kefu.phrasing.guard import Guard
+from kefu.policy.loader import Phrase
 
 
 @pytest.fixture
@@ -33,31 +35,41 @@ def tracker(domain, *events: Any) -> DialogueStateTracker:
     return DialogueStateTracker.from_events("visitor", list(events), domain.slots)
 
 
-async def test_opening_phrase_carries_brand_and_bot_name(nlg, domain, policy):
-    response = await nlg.generate("phrase_opening", tracker(domain), "rest")
+GREETINGS = ("早上好", "上午好", "下午好", "晚上好")
+
+
+async def test_opening_carries_greeting_brand_and_bot_name(nlg, domain, policy):
+    response = await nlg.generate("utter_greet", tracker(domain), "rest")
     assert response is not None
     text = response["text"]
+    assert text.startswith(GREETINGS)
     assert policy.brand.name in text and policy.brand.bot_name in text
     assert text.endswith("请问有什么可以帮您？")
     assert "{" not in text
 
 
-async def test_greet_back_uses_you_without_a_name(nlg, domain):
-    response = await nlg.generate("utter_greet_back", tracker(domain), "rest")
-    assert response["text"].startswith("您好，")
-
-
-async def test_greet_back_uses_surname_and_title_the_visitor_gave(nlg, domain):
+async def test_opening_uses_surname_and_title_the_visitor_gave(nlg, domain):
     t = tracker(domain, said("叫我王女士"), SlotSet("name", "王"))
-    response = await nlg.generate("utter_greet_back", t, "rest")
-    assert response["text"].startswith("王女士好，")
+    response = await nlg.generate("utter_greet", t, "rest")
+    assert response["text"].startswith(tuple("王女士" + g for g in GREETINGS))
 
 
 async def test_surname_alone_never_guesses_a_gender(nlg, domain):
     t = tracker(domain, said("我姓王"), SlotSet("name", "王"))
-    response = await nlg.generate("utter_greet_back", t, "rest")
-    assert response["text"].startswith("您好，")
+    response = await nlg.generate("utter_greet", t, "rest")
+    assert response["text"].startswith(GREETINGS)
     assert "先生" not in response["text"] and "女士" not in response["text"]
+
+
+async def test_policy_phrases_are_rendered_and_guarded(domain, policy):
+    scenes = {"idle": Phrase("idle", "{addressee}，请问您还在线吗？", "kefu")}
+    nlg = GuardedNaturalLanguageGenerator(
+        domain=domain, guard=Guard(dataclasses.replace(policy, phrases=scenes))
+    )
+    t = tracker(domain, said("叫我陳先生", script="traditional", normalised="叫我陈先生"),
+                SlotSet("name", "陈"))
+    response = await nlg.generate("phrase_idle", t, "rest")
+    assert response == {"text": "陳先生，請問您還在線嗎？"}
 
 
 async def test_traditional_visitor_gets_traditional_reply(nlg, domain):

@@ -34,7 +34,7 @@ def line_of(directory: Path, needle: str) -> int:
 
 def test_shipped_policy_loads(policy):
     assert policy.brand.name
-    assert policy.phrase("opening") is not None
+    assert policy.greeting_at(__import__("datetime").time(14, 0)) == "下午好"
 
 
 def test_empty_brand_name_names_file_line_and_key(policy_copy):
@@ -75,10 +75,12 @@ def test_phrase_must_name_an_existing_seed(policy_copy):
     seeds = policy_copy.parents[1] / "shared" / "seeds"  # ../../shared/seeds
     seeds.mkdir(parents=True)
     (seeds / "000_d23fc05b3ce2d4b2.txt").write_text("seed", encoding="utf-8")
-    load_policy(policy_copy)  # the named seed exists: fine
+    edit(policy_copy, "phrases: {}", "phrases:\n  idle:\n    text: 您好\n"
+         "    source: 000_d23fc05b3ce2d4b2.txt")
+    assert load_policy(policy_copy).phrase("idle").source == "000_d23fc05b3ce2d4b2.txt"
     edit(policy_copy, "source: 000_d23fc05b3ce2d4b2.txt", "source: 999_missing.txt")
     with pytest.raises(
-        PolicyError, match=r"phrases\.opening\.source: no seed file '999_missing.txt'"
+        PolicyError, match=r"phrases\.idle\.source: no seed file '999_missing.txt'"
     ):
         load_policy(policy_copy)
 

@@ -24,3 +24,7 @@ def test_normalise_keeps_offsets():
 
 def test_to_traditional_converts_replies():
     assert to_traditional("请问有什么可以帮您？") == "請問有什麼可以幫您？"
+
+
+def test_traditional_replies_use_the_common_taiwan_hong_kong_forms():
+    assert to_traditional("为您服务") == "為您服務"

@@ -24,11 +24,15 @@ class Guard:
     def variables(self, context: ReplyContext) -> Dict[str, str]:
         """Values for the {placeholders} a template may use."""
         now = (context.now or datetime.now(self.zone)).astimezone(self.zone)
+        greeting = self.policy.greeting_at(now.time())
+        named = context.addressee != "您"
         return {
             "brand": self.policy.brand.name,
             "bot_name": self.policy.brand.bot_name,
-            "greeting": self.policy.greeting_at(now.time()),
+            "greeting": greeting,
             "addressee": context.addressee,
+            # 王女士上午好 when known; the bare greeting otherwise.
+            "salutation": f"{context.addressee}{greeting}" if named else greeting,
         }
 
     def apply(self, text: str | None, context: ReplyContext) -> str | None:

@@ -156,7 +156,7 @@ def _source(src: Source, parent: dict, key: PathKey) -> str:
 
 def _phrases(src: Source, root: dict) -> Dict[str, Phrase]:
     key: PathKey = ("phrases",)
-    phrases = _mapping(src, key, _field(src, root, (), "phrases"))
+    phrases = _mapping(src, key, root.get("phrases") or {})
     out = {}
     for scene, item in phrases.items():
         entry = _mapping(src, key + (scene,), item)
