@@ -32,7 +32,7 @@ $(MODEL): $(MODEL_INPUTS) | $(SETUP_STAMP)
 
 train: $(MODEL) ## train the model (skipped when nothing changed)
 
-run: $(MODEL) ## start Rasa (5005), actions (5055) and the desk on 127.0.0.1; Ctrl-C stops all
+run: $(MODEL) ## start Rasa (5005) and the action server (5055) on 127.0.0.1; Ctrl-C stops all
 	@mkdir -p var
 	@$(BIN)/kefu run
 
@@ -57,8 +57,8 @@ eval: $(MODEL) ## NLU on the held-out split: reports/nlu/ (JSON, confusion matri
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
 	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019
 
-bench: $(MODEL) ## benchmarks: reports/bench/
-	@$(PY) -m kefu.evaluation train-time --out reports/bench
+bench: ## performance benchmarks (not built yet: fails with a message)
+	@echo "make bench: the desk-vs-Rasa benchmark is not built yet." >&2; exit 1
 
 clean: ## remove models, reports of the last run and caches (keeps .venv)
 	rm -rf models reports/stories .pytest_cache .mypy_cache .ruff_cache
