@@ -129,3 +129,13 @@ def test_normalizer_rewrites_annotated_entity_values(context):
                                      "value": "退貨"}]})
     normalizer.process_training_data(TrainingData([example]))
     assert example.get("entities")[0]["value"] == "退货"
+
+
+def test_benchmark_scores_the_classifier_not_the_fallback():
+    from kefu.evaluation import classifier_intent
+
+    parse = {"intent": {"name": "nlu_fallback", "confidence": 0.45},
+             "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.45},
+                                {"name": "video.QUERY", "confidence": 0.41}]}
+    assert classifier_intent(parse) == "video.QUERY"
+    assert classifier_intent({"intent": {"name": "greet"}}) == "greet"
