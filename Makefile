@@ -36,8 +36,9 @@ run: $(MODEL) ## start Rasa (5005) and the action server (5055) on 127.0.0.1; Ct
 	@mkdir -p var
 	@$(BIN)/kefu run
 
-validate: $(SETUP_STAMP) ## rasa data validate, failing on warnings
+validate: $(SETUP_STAMP) ## rasa data validate (failing on warnings) and kefu phrasing lint
 	@$(RASA) data validate --fail-on-warnings --quiet
+	@$(BIN)/kefu phrasing lint
 
 lint: $(SETUP_STAMP) ## ruff and mypy
 	@$(BIN)/ruff check kefu actions tests
@@ -51,8 +52,9 @@ test: $(MODEL) ## everything: lint, validate, pytest, dialogue test stories
 	  || { tail -40 reports/stories.log; cat reports/stories/failed_test_stories.yml 2>/dev/null; exit 1; }
 	@echo "test stories: all passed"
 
-eval: $(MODEL) ## NLU on the held-out split: reports/nlu/ (JSON, confusion matrix, summary.md)
-	@$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu
+eval: $(MODEL) ## held-out NLU (reports/nlu/) and phrasing checker recall/FPR (reports/phrasing/)
+	@$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu; nlu=$$?; \
+	$(PY) -m kefu.evaluation phrasing --out reports/phrasing && exit $$nlu
 
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
 	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019

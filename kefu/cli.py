@@ -3,24 +3,85 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import List
+from pathlib import Path
+from typing import IO, List
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="kefu customer-service assistant")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start the embedded stack (Rasa, actions, desk)")
+    commands.add_parser("run", help="start the embedded stack (Rasa and the action server)")
+    phrasing = commands.add_parser("phrasing", help="the service-phrasing standard")
+    tools = phrasing.add_subparsers(dest="tool", required=True)
+    tools.add_parser(
+        "check",
+        help='read {"text": ...} JSON lines (or plain lines) on stdin, '
+        "write one JSON verdict per line",
+    )
+    tools.add_parser("lint", help="check every response, policy phrase and action text")
     return parser
+
+
+def text_of(line: str) -> str:
+    """A JSON object with a string "text" gives that text; anything else is plain text."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return line
+        if isinstance(value, dict) and isinstance(value.get("text"), str):
+            return str(value["text"])
+    return line
+
+
+def phrasing_check(stdin: IO[str], stdout: IO[str]) -> int:
+    from kefu.phrasing.checker import Checker
+    from kefu.policy import load_policy
+
+    checker = Checker(load_policy().rules)
+    for raw in stdin:
+        text = text_of(raw.rstrip("\r\n"))
+        violations = [v.as_dict() for v in checker.check(text)]
+        verdict = {"text": text, "ok": not violations, "violations": violations}
+        stdout.write(json.dumps(verdict, ensure_ascii=False) + "\n")
+        stdout.flush()
+    return 0
+
+
+def phrasing_lint(stdout: IO[str]) -> int:
+    from kefu.phrasing.lint import lint
+    from kefu.policy import load_policy
+
+    findings = lint(ROOT, load_policy())
+    for finding in findings:
+        stdout.write(f"{finding}\n")
+    if findings:
+        stdout.write(f"phrasing lint: {len(findings)} problem(s)\n")
+        return 1
+    stdout.write("phrasing lint: every response, phrase and action text passes\n")
+    return 0
 
 
 def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        from kefu.runner import run
+    from kefu.policy import PolicyError
 
-        return run()
-    return 2
+    try:
+        if args.command == "run":
+            from kefu.runner import run
+
+            return run()
+        if args.tool == "check":
+            return phrasing_check(sys.stdin, sys.stdout)
+        return phrasing_lint(sys.stdout)
+    except PolicyError as error:
+        print(f"kefu: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -209,6 +209,98 @@ def run_nlu_eval(model: Path, out: Path) -> int:
     return 0 if passed else 1
 
 
+# --- phrasing checker on the labelled texts ----------------------------------------
+
+PHRASING_LABELLED = ROOT / "tests" / "phrasing" / "labelled.yml"
+RECALL_BAR = 0.97
+FPR_BAR = 0.03
+
+
+@dataclass
+class PhrasingScores:
+    recall: float
+    false_positive_rate: float
+    violating: int
+    compliant: int
+    misses: List[Dict[str, Any]]
+    false_alarms: List[Dict[str, Any]]
+
+
+def evaluate_phrasing(labelled: Path = PHRASING_LABELLED) -> PhrasingScores:
+    """Recall: violating texts flagged with an expected rule. FPR: compliant texts flagged."""
+    import yaml
+
+    from kefu.phrasing.checker import Checker
+    from kefu.policy import load_policy
+
+    checker = Checker(load_policy().rules)
+    items = yaml.safe_load(labelled.read_text(encoding="utf-8"))
+    misses, alarms = [], []
+    violating = [i for i in items if i["rules"]]
+    compliant = [i for i in items if not i["rules"]]
+    for item in items:
+        found = sorted({v.rule for v in checker.check(item["text"])})
+        if item["rules"] and not set(found) & set(item["rules"]):
+            misses.append({"text": item["text"], "expected": item["rules"], "found": found})
+        if not item["rules"] and found:
+            alarms.append({"text": item["text"], "found": found})
+    return PhrasingScores(
+        recall=1 - len(misses) / len(violating),
+        false_positive_rate=len(alarms) / len(compliant),
+        violating=len(violating),
+        compliant=len(compliant),
+        misses=misses,
+        false_alarms=alarms,
+    )
+
+
+def run_phrasing_eval(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    s = evaluate_phrasing()
+    passed = s.recall >= RECALL_BAR and s.false_positive_rate <= FPR_BAR
+    summary = {
+        "labelled_texts": s.violating + s.compliant,
+        "violating": s.violating,
+        "compliant": s.compliant,
+        "recall": round(s.recall, 4),
+        "false_positive_rate": round(s.false_positive_rate, 4),
+        "bars": {"recall": RECALL_BAR, "false_positive_rate": FPR_BAR},
+        "passed": passed,
+        "misses": s.misses,
+        "false_alarms": s.false_alarms,
+    }
+    (out / "summary.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    md = [
+        "# Phrasing checker on the labelled texts",
+        "",
+        f"{s.violating + s.compliant} texts in `tests/phrasing/labelled.yml`: "
+        f"{s.violating} that break a rule, {s.compliant} compliant (most of them near-misses).",
+        "",
+        _table(
+            [
+                ("recall", f"{s.recall:.3f}", f"≥ {RECALL_BAR}"),
+                ("false-positive rate", f"{s.false_positive_rate:.3f}", f"≤ {FPR_BAR}"),
+            ],
+            ("metric", "value", "bar"),
+        ),
+        "",
+    ]
+    for title, rows in (("Missed", s.misses), ("False alarms", s.false_alarms)):
+        md += [
+            f"## {title}",
+            "",
+            "\n".join(f"- {r['text']} ({r.get('expected', '')} → {r['found']})" for r in rows)
+            or "None.",
+            "",
+        ]
+    (out / "summary.md").write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md[4:8]))
+    print(f"eval: phrasing {'PASSED' if passed else 'FAILED'} the bars; {out / 'summary.md'}")
+    return 0 if passed else 1
+
+
 # --- SMP-2019 5-fold cross-validation -----------------------------------------------
 
 
@@ -349,11 +441,15 @@ def main(argv: List[str] | None = None) -> int:
     nlu = commands.add_parser("nlu", help="held-out split")
     nlu.add_argument("--model", type=Path, default=ROOT / "models" / "kefu.tar.gz")
     nlu.add_argument("--out", type=Path, default=ROOT / "reports" / "nlu")
+    phrasing = commands.add_parser("phrasing", help="phrasing checker on labelled texts")
+    phrasing.add_argument("--out", type=Path, default=ROOT / "reports" / "phrasing")
     smp = commands.add_parser("smp2019", help="5-fold CV on SMP-2019")
     smp.add_argument("--out", type=Path, default=ROOT / "reports" / "smp2019")
     args = parser.parse_args(argv)
     if args.command == "nlu":
         return run_nlu_eval(args.model.resolve(), args.out)
+    if args.command == "phrasing":
+        return run_phrasing_eval(args.out)
     return run_smp_cv(args.out)
 
 

@@ -74,14 +74,49 @@ def test_invalid_yaml_gives_a_line(policy_copy):
 def test_phrase_must_name_an_existing_seed(policy_copy):
     seeds = policy_copy.parents[1] / "shared" / "seeds"  # ../../shared/seeds
     seeds.mkdir(parents=True)
-    (seeds / "000_d23fc05b3ce2d4b2.txt").write_text("seed", encoding="utf-8")
-    edit(policy_copy, "phrases: {}", "phrases:\n  idle:\n    text: 您好\n"
-         "    source: 000_d23fc05b3ce2d4b2.txt")
-    assert load_policy(policy_copy).phrase("idle").source == "000_d23fc05b3ce2d4b2.txt"
-    edit(policy_copy, "source: 000_d23fc05b3ce2d4b2.txt", "source: 999_missing.txt")
+    for name in {r.source for r in load_policy(ROOT / "policy").rules} | {
+        "002_d3500aabb1c49be0.txt"
+    }:
+        (seeds / name).write_text("seed", encoding="utf-8")
+    load_policy(policy_copy)  # every named seed exists: fine
+    path = policy_copy / "phrasing.yml"
+    text = path.read_text(encoding="utf-8")
+    marker = "safe_fallback:"
+    head, tail = text.split(marker, 1)
+    path.write_text(
+        head + marker + tail.replace("002_d3500aabb1c49be0.txt", "999_missing.txt", 1),
+        encoding="utf-8",
+    )
     with pytest.raises(
-        PolicyError, match=r"phrases\.idle\.source: no seed file '999_missing.txt'"
+        PolicyError, match=r"phrases\.safe_fallback\.source: no seed file '999_missing.txt'"
     ):
+        load_policy(policy_copy)
+
+
+def test_a_missing_safe_fallback_is_reported(policy_copy):
+    edit(policy_copy, "  safe_fallback:", "  other_scene:")
+    with pytest.raises(PolicyError, match="missing required phrase 'safe_fallback'"):
+        load_policy(policy_copy)
+
+
+def test_a_broken_rule_regex_names_its_line(policy_copy):
+    path = policy_copy / "rules.yml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"绝对不可能"', '"绝对(不可能"'), encoding="utf-8")
+    line = next(
+        i
+        for i, t in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "绝对(不可能" in t
+    )
+    with pytest.raises(PolicyError, match=rf"rules\.yml:{line}: forbidden\[\d+\]\.patterns\[\d+\]"):
+        load_policy(policy_copy)
+
+
+def test_duplicate_rule_ids_are_reported(policy_copy):
+    path = policy_copy / "rules.yml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("- id: seems", "- id: wei"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="duplicate rule id 'wei'"):
         load_policy(policy_copy)
 
 

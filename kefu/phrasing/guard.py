@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Dict
 from zoneinfo import ZoneInfo
 
+from kefu.phrasing.checker import Checker
 from kefu.phrasing.context import ReplyContext
 from kefu.policy.loader import Policy
 from kefu.script import to_traditional
@@ -15,11 +16,18 @@ logger = logging.getLogger(__name__)
 
 
 class Guard:
-    """Turns a template's text into what a visitor may see."""
+    """Turns a template's text into what a visitor may see.
+
+    A text that breaks a rule is repaired with the rules' literal fixes (你 → 您,
+    但是 → 与此同时); if anything is still wrong, the whole text is replaced by the
+    policy's `safe_fallback` phrase. Either way a warning is logged: a forbidden
+    phrase never reaches a visitor, and the template gets fixed at the source.
+    """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.zone = ZoneInfo(policy.brand.timezone)
+        self.checker = Checker(policy.rules)
 
     def variables(self, context: ReplyContext) -> Dict[str, str]:
         """Values for the {placeholders} a template may use."""
@@ -35,9 +43,23 @@ class Guard:
             "salutation": f"{context.addressee}{greeting}" if named else greeting,
         }
 
+    def enforce(self, text: str) -> str:
+        """The text, repaired or replaced so that it breaks no rule."""
+        violations = self.checker.check(text)
+        if not violations:
+            return text
+        broken = sorted({v.rule for v in violations})
+        fixed = self.checker.fix(text)
+        if not self.checker.check(fixed):
+            logger.warning("phrasing guard fixed %s in %r", broken, text)
+            return fixed
+        logger.warning("phrasing guard replaced %r (breaks %s)", text, broken)
+        return self.policy.phrases["safe_fallback"].text
+
     def apply(self, text: str | None, context: ReplyContext) -> str | None:
         if not text:
             return text
+        text = self.enforce(text)
         if context.script == "traditional":
             text = to_traditional(text)
         return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
@@ -13,6 +14,10 @@ from kefu.policy.yaml_source import PathKey, PolicyError, Source
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "policy"
 PHRASING_FILE = "phrasing.yml"
+RULES_FILE = "rules.yml"
+RULE_KINDS = ("forbidden", "tones", "rewrites", "honorifics")
+# Phrases the product cannot run without.
+REQUIRED_PHRASES = ("safe_fallback",)
 # Seeds sit beside the project (../shared/seeds); checked when present.
 SEEDS_RELATIVE = Path("..", "..", "shared", "seeds")
 
@@ -44,10 +49,27 @@ class Phrase:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One thing service text must not say, and what to say instead."""
+
+    id: str
+    kind: str  # forbidden / tones / rewrites / honorifics
+    words: Tuple[str, ...]
+    patterns: Tuple[re.Pattern[str], ...]
+    unless: Tuple[re.Pattern[str], ...]
+    reason: str
+    rewrite: str
+    fix: str | None
+    source: str
+    line: int | None
+
+
+@dataclass(frozen=True)
 class Policy:
     brand: Brand
     greetings: Tuple[Greeting, ...]
     phrases: Dict[str, Phrase]
+    rules: Tuple[Rule, ...]
     directory: Path
 
     def phrase(self, scene: str) -> Phrase | None:
@@ -69,10 +91,12 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     directory = Path(directory) if directory else policy_dir()
     phrasing = Source.read(directory / PHRASING_FILE)
     root = _mapping(phrasing, ())
+    rules = Source.read(directory / RULES_FILE)
     return Policy(
         brand=_brand(phrasing, root),
         greetings=_greetings(phrasing, root),
         phrases=_phrases(phrasing, root),
+        rules=_rules(rules, _mapping(rules, ())),
         directory=directory,
     )
 
@@ -157,6 +181,9 @@ def _source(src: Source, parent: dict, key: PathKey) -> str:
 def _phrases(src: Source, root: dict) -> Dict[str, Phrase]:
     key: PathKey = ("phrases",)
     phrases = _mapping(src, key, root.get("phrases") or {})
+    for required in REQUIRED_PHRASES:
+        if required not in phrases:
+            raise src.error(key, f"missing required phrase '{required}'")
     out = {}
     for scene, item in phrases.items():
         entry = _mapping(src, key + (scene,), item)
@@ -168,4 +195,68 @@ def _phrases(src: Source, root: dict) -> Dict[str, Phrase]:
     return out
 
 
-__all__ = ["Brand", "Greeting", "Phrase", "Policy", "PolicyError", "load_policy", "policy_dir"]
+def _strings(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[str, ...]:
+    value = parent.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise src.error(key + (name,), "must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _regexes(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[re.Pattern[str], ...]:
+    compiled = []
+    for i, pattern in enumerate(_strings(src, parent, key, name)):
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as e:
+            raise src.error(key + (name, i), f"invalid regular expression: {e}") from None
+    return tuple(compiled)
+
+
+def _rules(src: Source, root: dict) -> Tuple[Rule, ...]:
+    rules: List[Rule] = []
+    seen: Dict[str, PathKey] = {}
+    for kind in RULE_KINDS:
+        entries = root.get(kind) or []
+        if not isinstance(entries, list):
+            raise src.error((kind,), "must be a list of rules")
+        for i, item in enumerate(entries):
+            key: PathKey = (kind, i)
+            entry = _mapping(src, key, item)
+            rule_id = _text(src, entry, key, "id")
+            if rule_id in seen:
+                raise src.error(key + ("id",), f"duplicate rule id '{rule_id}'")
+            seen[rule_id] = key
+            words = _strings(src, entry, key, "words")
+            patterns = _regexes(src, entry, key, "patterns")
+            if not words and not patterns:
+                raise src.error(key, "a rule needs `words` or `patterns`")
+            fix = entry.get("fix")
+            if fix is not None and not isinstance(fix, str):
+                raise src.error(key + ("fix",), "must be a string")
+            rules.append(
+                Rule(
+                    id=rule_id,
+                    kind=kind,
+                    words=words,
+                    patterns=patterns,
+                    unless=_regexes(src, entry, key, "unless"),
+                    reason=_text(src, entry, key, "reason"),
+                    rewrite=_text(src, entry, key, "rewrite"),
+                    fix=fix,
+                    source=_source(src, entry, key),
+                    line=src.line(key),
+                )
+            )
+    return tuple(rules)
+
+
+__all__ = [
+    "Brand",
+    "Greeting",
+    "Phrase",
+    "Policy",
+    "Rule",
+    "PolicyError",
+    "load_policy",
+    "policy_dir",
+]

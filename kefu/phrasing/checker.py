@@ -1,0 +1,126 @@
+"""Find where a service text breaks the phrasing policy."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Tuple
+
+from kefu.policy.loader import Rule
+from kefu.script import normalise
+
+DICTIONARY_DIR = Path(__file__).resolve().parents[2] / "data" / "dicts"
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    kind: str
+    start: int
+    end: int
+    match: str
+    reason: str
+    rewrite: str
+    source: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "span": [self.start, self.end],
+            "match": self.match,
+            "reason": self.reason,
+            "rewrite": self.rewrite,
+            "source": self.source,
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():  # type: ignore[no-untyped-def]
+    """jieba with the project dictionary: the same words the NLU sees.
+
+    Loaded on first use (about a second), not at import time.
+    """
+    import jieba
+
+    jieba.setLogLevel(60)
+    for dictionary in sorted(DICTIONARY_DIR.glob("*.txt")):
+        with open(dictionary, "rb") as handle:
+            jieba.load_userdict(handle)
+    return jieba
+
+
+def tokens(text: str) -> List[Tuple[str, int, int]]:
+    return [(w, s, e) for w, s, e in _jieba().tokenize(text) if w.strip()]
+
+
+def _occurrences(text: str, word: str) -> Iterable[Tuple[int, int]]:
+    start = text.find(word)
+    while start >= 0:
+        yield start, start + len(word)
+        start = text.find(word, start + 1)
+
+
+class Checker:
+    """Checks text against the policy's rules.
+
+    Words match on jieba token boundaries: 不知道 in 我不知道 (tokens 我/不/知道)
+    but not in 知不知道 (one token); 你 but not 你们. Patterns
+    match the text. A match inside a span an `unless` pattern covers is allowed.
+    Traditional text is checked in simplified form; spans refer to the input.
+    """
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+
+    def check(self, text: str) -> List[Violation]:
+        if not text or not text.strip():
+            return []
+        simplified = normalise(text)
+        words = tokens(simplified)
+        starts = {s for _, s, _ in words}
+        ends = {e for _, _, e in words}
+        found: Dict[Tuple[str, int, int], Violation] = {}
+        for rule in self.rules:
+            spans = [
+                span
+                for word in rule.words
+                for span in _occurrences(simplified, word)
+                if span[0] in starts and span[1] in ends
+            ]
+            for pattern in rule.patterns:
+                spans += [m.span() for m in pattern.finditer(simplified) if m.end() > m.start()]
+            if not spans:
+                continue
+            allowed = [m.span() for p in rule.unless for m in p.finditer(simplified)]
+            for start, end in spans:
+                if any(a <= start and end <= b for a, b in allowed):
+                    continue
+                found.setdefault(
+                    (rule.id, start, end),
+                    Violation(
+                        rule.id,
+                        rule.kind,
+                        start,
+                        end,
+                        text[start:end],
+                        rule.reason,
+                        rule.rewrite,
+                        rule.source,
+                    ),
+                )
+        return sorted(found.values(), key=lambda v: (v.start, v.end, v.rule))
+
+    def fix(self, text: str) -> str:
+        """Apply the literal fixes rules carry, right to left so spans stay valid."""
+        by_id = {r.id: r for r in self.rules}
+        fixed = text
+        taken: List[Tuple[int, int]] = []
+        for v in sorted(self.check(text), key=lambda v: v.start, reverse=True):
+            replacement = by_id[v.rule].fix
+            if replacement is None or any(v.start < b and a < v.end for a, b in taken):
+                continue
+            fixed = fixed[: v.start] + replacement + fixed[v.end :]
+            taken.append((v.start, v.end))
+        return fixed
