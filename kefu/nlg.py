@@ -45,15 +45,12 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
         variables = {**self.guard.variables(context), **kwargs}
         slots = tracker.current_slot_values()
         if utter_action in self.responses:
-            response = self.generate_from_slots(
-                utter_action, slots, output_channel, **variables
-            )
+            response = self.generate_from_slots(utter_action, slots, output_channel, **variables)
         else:
             response = self.policy_phrase(utter_action, slots, variables)
         if response is not None:
             response["text"] = self.guard.apply(response.get("text"), context)
         return response
-
 
     def policy_phrase(
         self, name: str, slots: Dict[str, Any], variables: Dict[str, Any]
@@ -69,18 +66,26 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
 
 
 def reply_context(tracker: DialogueStateTracker) -> ReplyContext:
-    user_turns: List[UserUttered] = [
-        e for e in tracker.events if isinstance(e, UserUttered)
-    ]
+    user_turns: List[UserUttered] = [e for e in tracker.events if isinstance(e, UserUttered)]
     script = "unknown"
     for turn in reversed(user_turns):
         seen = (turn.parse_data or {}).get("script")
         if seen in ("simplified", "traditional"):
             script = seen
             break
+    # The chat page sends the browser's zone as message metadata.
+    timezone = next(
+        (
+            str(zone)
+            for turn in reversed(user_turns)
+            if isinstance(zone := (turn.metadata or {}).get("timezone"), str)
+        ),
+        None,
+    )
     name = tracker.get_slot("name")
     return ReplyContext(
         script=script,  # type: ignore[arg-type]
+        timezone=timezone,
         surname=surname_of(name),
         title=title_for(
             name, ((t.parse_data or {}).get("text") or t.text or "" for t in user_turns)

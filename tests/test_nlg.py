@@ -66,8 +66,11 @@ async def test_policy_phrases_are_rendered_and_guarded(domain, policy):
     nlg = GuardedNaturalLanguageGenerator(
         domain=domain, guard=Guard(dataclasses.replace(policy, phrases=scenes))
     )
-    t = tracker(domain, said("叫我陳先生", script="traditional", normalised="叫我陈先生"),
-                SlotSet("name", "陈"))
+    t = tracker(
+        domain,
+        said("叫我陳先生", script="traditional", normalised="叫我陈先生"),
+        SlotSet("name", "陈"),
+    )
     response = await nlg.generate("phrase_idle", t, "rest")
     assert response == {"text": "陳先生，請問您還在線嗎？"}
 
@@ -104,3 +107,37 @@ def test_time_of_day_greeting_uses_policy_time_zone(policy):
 )
 def test_surname_of(name: str, surname: str | None):
     assert surname_of(name) == surname
+
+
+def test_greeting_follows_the_visitors_own_time_zone(policy):
+    guard = Guard(policy)
+    moment = datetime.fromisoformat("2026-11-23T00:30:00+00:00")  # 08:30 in Shanghai
+    assert guard.variables(ReplyContext(now=moment))["greeting"] == "早上好"
+    # 19:30 the evening before in New York; 16:30 in Los Angeles.
+    assert (
+        guard.variables(ReplyContext(now=moment, timezone="America/New_York"))["greeting"]
+        == "晚上好"
+    )
+    assert (
+        guard.variables(ReplyContext(now=moment, timezone="America/Los_Angeles"))["greeting"]
+        == "下午好"
+    )
+    # A zone that does not exist falls back to the policy's default.
+    assert (
+        guard.variables(ReplyContext(now=moment, timezone="Mars/Olympus"))["greeting"] == "早上好"
+    )
+
+
+async def test_nlg_reads_the_zone_from_message_metadata(nlg, domain):
+    turn = UserUttered(
+        "你好",
+        parse_data={
+            "intent": {"name": "greet", "confidence": 1.0},
+            "entities": [],
+            "script": "simplified",
+        },
+        metadata={"timezone": "Europe/London"},
+    )
+    from kefu.nlg import reply_context
+
+    assert reply_context(tracker(domain, turn)).timezone == "Europe/London"

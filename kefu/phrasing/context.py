@@ -20,6 +20,7 @@ class ReplyContext:
     surname: str | None = None
     title: str | None = None  # 先生 / 女士, only when the visitor said so
     now: datetime | None = None
+    timezone: str | None = None  # the visitor's IANA zone, if their browser said
 
     @property
     def addressee(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Dict
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kefu.phrasing.checker import Checker
 from kefu.phrasing.context import ReplyContext
@@ -31,7 +31,8 @@ class Guard:
 
     def variables(self, context: ReplyContext) -> Dict[str, str]:
         """Values for the {placeholders} a template may use."""
-        now = (context.now or datetime.now(self.zone)).astimezone(self.zone)
+        zone = self.visitor_zone(context.timezone)
+        now = (context.now or datetime.now(zone)).astimezone(zone)
         greeting = self.policy.greeting_at(now.time())
         named = context.addressee != "您"
         return {
@@ -42,6 +43,15 @@ class Guard:
             # 王女士上午好 when known; the bare greeting otherwise.
             "salutation": f"{context.addressee}{greeting}" if named else greeting,
         }
+
+    def visitor_zone(self, name: str | None) -> ZoneInfo:
+        """The visitor's zone when it is a real one, else the policy's default."""
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                logger.info("ignoring unknown visitor time zone %r", name)
+        return self.zone
 
     def enforce(self, text: str) -> str:
         """The text, repaired or replaced so that it breaks no rule."""
