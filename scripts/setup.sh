@@ -11,7 +11,8 @@ find_python() {
       echo "$candidate"; return 0
     fi
   done
-  for candidate in $(ls -d /root/.pyenv/versions/3.10.*/bin/python3.10 "$HOME"/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | sort -rV); do
+  local roots="${PYENV_ROOT:-$HOME/.pyenv /root/.pyenv}"
+  for candidate in $(for r in $roots; do ls -d "$r"/versions/3.10.*/bin/python3.10 2>/dev/null; done | sort -rV); do
     if "$candidate" -c 'import venv' 2>/dev/null; then echo "$candidate"; return 0; fi
   done
   return 1
@@ -25,7 +26,7 @@ fi
 
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
   if ! python=$(find_python); then
-    echo "kefu needs Python 3.10 (Rasa 3.6 supports 3.8-3.10): install python3.10, or pyenv's 3.10 under /root/.pyenv/versions/, or set KEFU_PYTHON." >&2
+    echo "kefu needs Python 3.10 (Rasa 3.6 supports 3.8-3.10) and found none: install python3.10, or pyenv's 3.10 (under \$PYENV_ROOT/versions/, default /root/.pyenv/versions/), or point KEFU_PYTHON at one." >&2
     exit 1
   fi
   echo "setup: creating .venv with $python"
