@@ -59,8 +59,8 @@ eval: $(MODEL) ## held-out NLU (reports/nlu/) and phrasing checker recall/FPR (r
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
 	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019
 
-bench: ## performance benchmarks (not built yet: fails with a message)
-	@echo "make bench: the desk-vs-Rasa benchmark is not built yet." >&2; exit 1
+bench: $(MODEL) ## kefu vs plain Rasa on the same model, cold training time, memory: reports/bench/
+	@$(PY) -m kefu.bench --out reports/bench
 
 clean: ## remove models, reports of the last run and caches (keeps .venv)
 	rm -rf models reports/stories .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,382 @@
+"""`make bench`: kefu's Rasa against plain Rasa on the same model, in one run.
+
+Two Rasa servers load models/kefu.tar.gz on loopback. One uses kefu's endpoints
+(guarded NLG: placeholders, phrasing check, script mirroring); the other is plain
+Rasa with its templated NLG. Simulated visitors send the same conversations to one
+server at a time, in alternating phases (A B B A ...): two TensorFlow processes
+served at once on two cores starve each other unevenly (a control run with two
+identical servers showed a 3x p50 gap), while alternation spreads drift over both.
+The ratio is the figure to read.
+Also measured: cold training time, model load time, resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "kefu.tar.gz"
+HOST = "127.0.0.1"
+ACTIONS_PORT = 5155
+SERVERS = {"kefu": 5105, "plain": 5106}
+REQUEST_TIMEOUT_S = 30
+
+# Realistic 6-8 turn conversations drawn from the flows (traditional and emoji too).
+CONVERSATIONS: Sequence[Sequence[str]] = (
+    (
+        "你好",
+        "帮我查一下订单",
+        "等一下我找找",
+        "订单号2023112500123456",
+        "还要等多久啊",
+        "谢谢",
+        "拜拜",
+    ),
+    ("在吗", "我要退货", "东西不合适", "为什么要问我名字", "好的谢谢", "没有了", "再见"),
+    ("您好", "收到的东西是坏的😡", "太失望了", "我要投诉", "转人工", "好的", "谢谢"),
+    ("哈喽", "我要轉人工", "謝謝", "再見", "你们服务真好", "拜拜"),
+    ("早上好", "建议你们周末也发货", "没有了", "你们客服真耐心", "谢谢你", "886"),
+    ("在不在", "我的快递到哪了", "物流三天没更新了", "快点啊", "叫你们领导来", "算了", "拜拜"),
+)
+
+
+@dataclass
+class Process:
+    name: str
+    argv: List[str]
+    env: Dict[str, str]
+    health: str
+    popen: subprocess.Popen | None = None
+    started: float = 0.0
+    ready_after: float = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.popen = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children, in MB."""
+        if self.popen is None:
+            return 0.0
+        total = 0
+        pids = [self.popen.pid]
+        while pids:
+            pid = pids.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                total += int(
+                    next(
+                        line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")
+                    )
+                )
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                pids += [int(c) for c in children]
+            except (OSError, StopIteration, ValueError):
+                continue
+        return total / 1024
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, 15)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, 9)
+                self.popen.wait()
+
+
+@dataclass
+class Run:
+    latencies: Dict[str, List[float]] = field(default_factory=lambda: {k: [] for k in SERVERS})
+    errors: Dict[str, int] = field(default_factory=lambda: {k: 0 for k in SERVERS})
+    wall: Dict[str, float] = field(default_factory=dict)
+
+
+async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen and process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited during start-up")
+        try:
+            async with session.get(process.health, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status == 200:
+                    process.ready_after = time.monotonic() - process.started
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.25)
+    raise RuntimeError(f"{process.name} not ready after {timeout:.0f}s")
+
+
+async def visitor(
+    session: aiohttp.ClientSession, run: Run, turns: Sequence[str], name: str, progress
+) -> None:  # type: ignore[no-untyped-def]
+    sender = f"bench-{uuid.uuid4().hex}"
+    url = f"http://{HOST}:{SERVERS[name]}/webhooks/rest/webhook"
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    for text in turns:
+        start = time.perf_counter()
+        try:
+            async with session.post(
+                url, json={"sender": sender, "message": text}, timeout=timeout
+            ) as response:
+                await response.read()
+                ok = response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            ok = False
+        if ok:
+            run.latencies[name].append(time.perf_counter() - start)
+        else:
+            run.errors[name] += 1
+        progress.update(1)
+
+
+PHASES = ("kefu", "plain", "plain", "kefu")
+
+
+async def load(session: aiohttp.ClientSession, concurrency: int, progress) -> Run:  # type: ignore[no-untyped-def]
+    """Each phase: `concurrency` visitors on one server; same scripts for both."""
+    run = Run()
+    rng = random.Random(concurrency)
+    scripts = [CONVERSATIONS[rng.randrange(len(CONVERSATIONS))] for _ in range(concurrency)]
+    for name in PHASES:
+        start = time.perf_counter()
+        await asyncio.gather(*(visitor(session, run, s, name, progress) for s in scripts))
+        run.wall[name] = run.wall.get(name, 0.0) + time.perf_counter() - start
+    return run
+
+
+def pct(values: List[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cold_train_seconds() -> float:
+    """Full `rasa train` with an empty cache, into a throwaway folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "RASA_CACHE_DIRECTORY": str(Path(tmp) / "cache"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+        start = time.monotonic()
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "rasa"),
+                "train",
+                "--out",
+                tmp,
+                "--fixed-model-name",
+                "bench",
+                "--quiet",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return time.monotonic() - start
+
+
+def write_endpoints(folder: Path) -> Dict[str, Path]:
+    action = f'action_endpoint:\n  url: "http://{HOST}:{ACTIONS_PORT}/webhook"\n'
+    kefu = folder / "endpoints.kefu.yml"
+    kefu.write_text(action + "nlg:\n  type: kefu.nlg.GuardedNaturalLanguageGenerator\n")
+    plain = folder / "endpoints.plain.yml"
+    plain.write_text(action)
+    return {"kefu": kefu, "plain": plain}
+
+
+def histogram(run: Run, concurrency: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    top = max(pct(v, 0.99) for v in run.latencies.values()) * 1000
+    bins = [top * i / 40 for i in range(41)]
+    for name, colour in (("plain", "#999999"), ("kefu", "#d9480f")):
+        ax.hist(
+            [x * 1000 for x in run.latencies[name]],
+            bins=bins,
+            alpha=0.6,
+            label=f"{name} Rasa (p50 {pct(run.latencies[name], 0.5) * 1000:.0f} ms)",
+            color=colour,
+        )
+    ax.set_xlabel("reply latency (ms), REST webhook, loopback")
+    ax.set_ylabel("messages")
+    ax.set_title(f"kefu vs plain Rasa, same model, {concurrency} concurrent visitors")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class Measurement:
+    results: List[tuple]
+    load_s: Dict[str, float]
+    rss_mb: Dict[str, float]
+
+
+async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) -> Measurement:
+    from tqdm import tqdm
+
+    rasa = str(Path(sys.executable).parent / "rasa")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SANIC_HOST": HOST}
+    actions = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(ACTIONS_PORT)]
+    processes = [Process("actions", actions, env, f"http://{HOST}:{ACTIONS_PORT}/health")]
+    for name, port in SERVERS.items():
+        argv = [
+            rasa,
+            "run",
+            "--model",
+            str(MODEL),
+            "--interface",
+            HOST,
+            "--port",
+            str(port),
+            "--endpoints",
+            str(endpoints[name]),
+            "--credentials",
+            str(ROOT / "credentials.yml"),
+        ]
+        processes.append(Process(name, argv, env, f"http://{HOST}:{port}/"))
+    results = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for process in processes:
+                process.start()
+            await asyncio.gather(*(wait_ready(session, p, 240) for p in processes))
+            # Warm-up: every conversation once on each server, so TensorFlow has traced
+            # its graphs for these inputs before any phase is timed.
+            quiet, scratch = tqdm(disable=True), Run()
+            for name in SERVERS:
+                for script in CONVERSATIONS:
+                    await visitor(session, scratch, script, name, quiet)
+            per_visitor = sum(len(c) for c in CONVERSATIONS) / len(CONVERSATIONS)
+            total = int(sum(levels) * per_visitor * len(PHASES))
+            with tqdm(total=total, desc="bench", unit="msg") as progress:
+                for level in levels:
+                    run = await load(session, level, progress)
+                    results.append((level, run))
+                    progress.set_postfix_str(f"{level} visitors done")
+            return Measurement(
+                results=results,
+                load_s={p.name: p.ready_after for p in processes},
+                rss_mb={p.name: p.rss_mb() for p in processes},
+            )
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def report(m: Measurement, train_s: float | None, out: Path) -> str:
+    rows: List[str] = []
+    levels: Dict[int, Dict[str, object]] = {}
+    for level, run in m.results:
+        histogram(run, level, out / f"latency_{level}.png")
+        stats: Dict[str, Dict[str, float]] = {
+            name: {
+                "p50_ms": pct(v, 0.5) * 1000,
+                "p95_ms": pct(v, 0.95) * 1000,
+                "p99_ms": pct(v, 0.99) * 1000,
+                "messages": len(v),
+                "errors": run.errors[name],
+                "messages_per_s": len(v) / run.wall[name],
+            }
+            for name, v in run.latencies.items()
+        }
+        ratio = stats["kefu"]["p50_ms"] / stats["plain"]["p50_ms"]
+        levels[level] = {**stats, "ratio_p50": ratio}
+        k, p = stats["kefu"], stats["plain"]
+        rows.append(
+            f"| {level} | {k['p50_ms']:.0f} / {k['p95_ms']:.0f} / {k['p99_ms']:.0f} | "
+            f"{p['p50_ms']:.0f} / {p['p95_ms']:.0f} / {p['p99_ms']:.0f} | **{ratio:.2f}×** | "
+            f"{k['messages_per_s']:.1f} / {p['messages_per_s']:.1f} | "
+            f"{k['errors']:.0f} / {p['errors']:.0f} |"
+        )
+    summary = {
+        "levels": levels,
+        "cold_train_s": train_s,
+        "model_load_s": m.load_s,
+        "rss_mb": m.rss_mb,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    md = [
+        "# kefu vs plain Rasa on the same model",
+        "",
+        "Both servers load `models/kefu.tar.gz` and share one action server, on 127.0.0.1. "
+        "`kefu` uses kefu's NLG (placeholders, phrasing guard, script mirroring); `plain` is "
+        "Rasa's templated NLG. Each simulated visitor runs a 6–7 turn conversation; the same "
+        "visitors run against one server at a time in phases kefu, plain, plain, kefu (two "
+        "TensorFlow servers loaded at once on two cores starve each other unevenly). Latency "
+        "is per reply through the REST webhook, with one Rasa process each.",
+        "",
+        "| visitors | kefu p50 / p95 / p99 ms | plain p50 / p95 / p99 ms | kefu ÷ plain p50 | "
+        "msg/s kefu / plain | errors kefu / plain |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "| process | ready after (s) | resident memory (MB) |",
+        "|---|---|---|",
+        *[f"| {name} | {m.load_s[name]:.1f} | {m.rss_mb[name]:.0f} |" for name in m.load_s],
+        "",
+        f"Full `rasa train` with an empty cache: {train_s:.0f} s." if train_s else "",
+        "",
+        "Histograms: " + ", ".join(f"`latency_{level}.png`" for level, _ in m.results),
+        "",
+    ]
+    text = "\n".join(md)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kefu.bench")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
+    parser.add_argument("--levels", default="10,50", help="concurrent visitors, comma-separated")
+    parser.add_argument("--no-train", action="store_true", help="skip the cold training run")
+    args = parser.parse_args(argv)
+    if not MODEL.exists():
+        print("bench: no model, run `make train` first", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    train_s = None
+    if not args.no_train:
+        print("bench: timing a full training run with an empty cache…", flush=True)
+        train_s = cold_train_seconds()
+    with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmp:
+        measurement = asyncio.run(measure(write_endpoints(Path(tmp)), levels, args.out))
+    print(report(measurement, train_s, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
