@@ -27,8 +27,9 @@ setup: $(SETUP_STAMP) ## create .venv with Python 3.10 and install pinned depend
 $(MODEL): $(MODEL_INPUTS) | $(SETUP_STAMP)
 	@mkdir -p models
 	@start=$$(date +%s); \
-	$(RASA) train --fixed-model-name kefu --out models --quiet; \
-	echo "train: $$(( $$(date +%s) - start ))s"
+	if ! $(RASA) train --fixed-model-name kefu --out models --quiet; then \
+	  rm -f $@; echo "train: failed (no model kept)" >&2; exit 1; fi; \
+	touch $@; echo "train: $$(( $$(date +%s) - start ))s"
 
 train: $(MODEL) ## train the model (skipped when nothing changed)
 

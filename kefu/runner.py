@@ -64,6 +64,13 @@ def embedded_services(rasa_token: str) -> List[Service]:
     bin_dir = Path(sys.executable).parent
     return [
         Service(
+            name="demo orders",
+            argv=[sys.executable, "-m", "kefu.orders.demo_backend", "--host", HOST,
+                  "--port", "8090"],
+            health_url=f"http://{HOST}:8090/healthz",
+            public_url=f"http://{HOST}:8090",
+        ),
+        Service(
             name="action server",
             argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", "5055"],
             health_url=f"http://{HOST}:5055/health",

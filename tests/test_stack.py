@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PORTS = (5005, 5055)
+PORTS = (5005, 5055, 8090)
 RASA = "http://127.0.0.1:5005"
 WEBHOOK = f"{RASA}/webhooks/rest/webhook"
 TOKEN = "stack-test-token"
@@ -68,6 +68,12 @@ async def test_run_serves_the_assistant_and_stops_on_ctrl_c(model_path, policy):
                 opening = [m["text"] for m in (await response.json())["messages"]]
             assert len(opening) == 1
             assert policy.brand.name in opening[0] and opening[0].endswith("请问有什么可以帮您？")
+
+            # The order flow across Rasa, the action server and the demo backend.
+            replies = await say(session, visitor, "帮我查一下订单2023112500123456")
+            assert replies[0].startswith("请稍等，我正在为您查询订单2023112500123456")
+            assert replies[1] == "感谢您的耐心等待。"
+            assert "运输中" in replies[2] and "顺丰速运" in replies[2]
 
             # A visitor who greets first hears one greeting, not two.
             assert len(await say(session, greeter, "你好")) == 1

@@ -1,0 +1,1 @@
+"""Clients for the systems custom actions talk to."""

@@ -1,0 +1,119 @@
+"""Order status: a form that collects the order id, and the lookup."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import config
+from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
+
+logger = logging.getLogger(__name__)
+
+# Same format as the NLU's regex: 10-20 digits, or two letters then digits.
+ORDER_ID = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{10,20}|[A-Za-z]{2}[0-9]{6,18})(?![0-9A-Za-z])")
+
+
+def find_order_id(text: Optional[str]) -> Optional[str]:
+    match = ORDER_ID.search((text or "").replace(" ", ""))
+    return match.group(0).upper() if match else None
+
+
+def spoken_duration(seconds: int) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds // 60}分钟"
+    return f"{seconds}秒"
+
+
+def status_detail(order: Order) -> str:
+    if order.status == "pending":
+        return "仓库正在为您备货，会尽快发出。"
+    if order.status == "delivered" and order.delivered_at:
+        return f"已于{order.delivered_at[:10]}签收。"
+    if order.carrier and order.tracking_no:
+        return f"承运快递：{order.carrier}，运单号：{order.tracking_no}。"
+    return ""
+
+
+class ValidateOrderForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_order_form"
+
+    async def validate_order_id(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        order_id = find_order_id(str(slot_value) if slot_value is not None else None)
+        if order_id:
+            return {"order_id": order_id, "order_id_failures": 0.0}
+        failures = (tracker.get_slot("order_id_failures") or 0.0) + 1
+        phrase = "phrase_order_id_invalid" if failures < 2 else "phrase_order_id_still_invalid"
+        dispatcher.utter_message(response=phrase)
+        return {"order_id": None, "order_id_failures": failures}
+
+
+class ActionAskOrderId(Action):
+    """How order_form asks for the id (Rasa calls action_ask_<slot> when it exists)."""
+
+    def name(self) -> Text:
+        return "action_ask_order_id"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[EventType]:
+        dispatcher.utter_message(response="phrase_ask_order_id")
+        return []
+
+
+class ActionLookupOrder(Action):
+    """Say why and how long, look the order up, thank the visitor, give the status."""
+
+    def name(self) -> Text:
+        return "action_lookup_order"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[EventType]:
+        order_id = tracker.get_slot("order_id")
+        if not order_id:
+            dispatcher.utter_message(response="phrase_ask_order_id")
+            return []
+        backend = config.order_backend()
+        dispatcher.utter_message(
+            response="phrase_wait_lookup",
+            order_id=order_id,
+            estimate=spoken_duration(backend.estimate_s),
+        )
+        try:
+            order = await OrderClient(backend.url, backend.timeout_s).get(order_id)
+        except OrderNotFound:
+            dispatcher.utter_message(response="phrase_order_not_found", order_id=order_id)
+            return [SlotSet("order_id", None)]
+        except OrderLookupError as e:
+            logger.warning("order lookup failed: %s", e)
+            dispatcher.utter_message(response="phrase_lookup_failed")
+            return [SlotSet("lookup_failed", True)]
+        dispatcher.utter_message(response="phrase_thanks_wait")
+        dispatcher.utter_message(
+            response="phrase_order_status",
+            order_id=order.order_id,
+            product=order.product,
+            status_text=order.status_text,
+            detail=status_detail(order),
+        )
+        return [SlotSet("lookup_failed", False)]

@@ -1,0 +1,1 @@
+"""The built-in demo order backend (the embedded default for order lookups)."""
