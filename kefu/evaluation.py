@@ -98,8 +98,12 @@ def score(examples: Sequence[Example], predicted: Sequence[Tuple[str, Set[Span]]
 
 
 async def predict(model: Path, texts: Iterable[str]) -> List[Tuple[str, Set[Span], Dict[str, Any]]]:
-    from rasa.core.agent import Agent
+    import logging
 
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # not one debug line per parsed message
     agent = Agent.load(str(model))
     out = []
     for text in texts:
