@@ -159,6 +159,7 @@ def _greetings(src: Source, root: dict) -> Tuple[Greeting, ...]:
     for i, item in enumerate(_list(src, root, (), "greetings")):
         key: PathKey = ("greetings", i)
         entry = _mapping(src, key, item)
+        _source(src, entry, key)  # every entry names where it comes from
         out.append(
             Greeting(
                 start=_clock(src, key + ("from",), _field(src, entry, key, "from")),
