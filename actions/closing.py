@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import records
+from actions.base import PhraseAction
 from kefu.script import normalise
 from kefu.store import StoreError
 
@@ -67,15 +68,11 @@ class ValidateSurveyForm(FormValidationAction):
         return {"satisfaction": str(score)}
 
 
-class ActionAskSatisfaction(Action):
+class ActionAskSatisfaction(PhraseAction):
+    scene = "ask_satisfaction"
+
     def name(self) -> Text:
         return "action_ask_satisfaction"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        dispatcher.utter_message(response="phrase_ask_satisfaction")
-        return []
 
 
 class ActionRecordSurvey(Action):

@@ -13,6 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import config
 from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
+from actions.base import PhraseAction
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +62,13 @@ class ValidateOrderForm(FormValidationAction):
         return {"order_id": None, "order_id_failures": failures}
 
 
-class ActionAskOrderId(Action):
+class ActionAskOrderId(PhraseAction):
     """How order_form asks for the id (Rasa calls action_ask_<slot> when it exists)."""
+
+    scene = "ask_order_id"
 
     def name(self) -> Text:
         return "action_ask_order_id"
-
-    async def run(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> List[EventType]:
-        dispatcher.utter_message(response="phrase_ask_order_id")
-        return []
 
 
 class ActionLookupOrder(Action):
