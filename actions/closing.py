@@ -14,7 +14,6 @@ from rasa_sdk.types import DomainDict
 from actions import records
 from actions.base import PhraseAction
 from kefu.script import normalise
-from kefu.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +85,7 @@ class ActionRecordSurvey(Action):
         data: Dict[str, Any] = {"score": int(value) if value and value.isdigit() else None}
         if tracker.get_slot("satisfaction_comment"):
             data["comment"] = tracker.get_slot("satisfaction_comment")
-        try:
-            await records.store().add("survey", tracker.sender_id, data)
-        except StoreError as e:  # the visitor still gets thanked; the log keeps the loss
-            logger.error("survey not stored: %s", e)
+        await records.keep("survey", tracker.sender_id, data)  # thanked even on an outage
         dispatcher.utter_message(response="phrase_survey_thanks")
         return [SlotSet("satisfaction", None), SlotSet("satisfaction_comment", None)]
 
@@ -102,8 +98,5 @@ class ActionRecordSuggestion(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         text = (tracker.latest_message or {}).get("text") or ""
-        try:
-            await records.store().add("suggestion", tracker.sender_id, {"text": text})
-        except StoreError as e:
-            logger.error("suggestion not stored: %s", e)
+        await records.keep("suggestion", tracker.sender_id, {"text": text})
         return []

@@ -28,6 +28,8 @@ from typing import Dict, List, Sequence
 
 import aiohttp
 
+from kefu.runner import Service
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "kefu.tar.gz"
 HOST = "127.0.0.1"
@@ -55,32 +57,22 @@ CONVERSATIONS: Sequence[Sequence[str]] = (
 
 
 @dataclass
-class Process:
-    name: str
-    argv: List[str]
-    env: Dict[str, str]
-    health: str
-    popen: subprocess.Popen | None = None
+class Process(Service):
+    """A stack service (see kefu.runner) that also reports start-up time and memory."""
+
     started: float = 0.0
     ready_after: float = 0.0
 
-    def start(self) -> None:
+    def start(self, base_env: Dict[str, str]) -> None:
         self.started = time.monotonic()
-        self.popen = subprocess.Popen(
-            self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        super().start(base_env)
 
     def rss_mb(self) -> float:
         """Resident memory of the process and its children, in MB."""
-        if self.popen is None:
+        if self.process is None:
             return 0.0
         total = 0
-        pids = [self.popen.pid]
+        pids = [self.process.pid]
         while pids:
             pid = pids.pop()
             try:
@@ -96,15 +88,6 @@ class Process:
                 continue
         return total / 1024
 
-    def stop(self) -> None:
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, 15)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, 9)
-                self.popen.wait()
-
 
 @dataclass
 class Run:
@@ -116,10 +99,10 @@ class Run:
 async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.popen and process.popen.poll() is not None:
+        if not process.alive():
             raise RuntimeError(f"{process.name} exited during start-up")
         try:
-            async with session.get(process.health, timeout=aiohttp.ClientTimeout(total=2)) as r:
+            async with session.get(process.health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
                 if r.status == 200:
                     process.ready_after = time.monotonic() - process.started
                     return
@@ -250,7 +233,9 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
     rasa = str(Path(sys.executable).parent / "rasa")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SANIC_HOST": HOST}
     actions = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(ACTIONS_PORT)]
-    processes = [Process("actions", actions, env, f"http://{HOST}:{ACTIONS_PORT}/health")]
+    processes = [
+        Process("actions", actions, f"http://{HOST}:{ACTIONS_PORT}/health", "", quiet=True)
+    ]
     for name, port in SERVERS.items():
         argv = [
             rasa,
@@ -266,12 +251,12 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
             "--credentials",
             str(ROOT / "credentials.yml"),
         ]
-        processes.append(Process(name, argv, env, f"http://{HOST}:{port}/"))
+        processes.append(Process(name, argv, f"http://{HOST}:{port}/", "", quiet=True))
     results = []
     try:
         async with aiohttp.ClientSession() as session:
             for process in processes:
-                process.start()
+                process.start(env)
             await asyncio.gather(*(wait_ready(session, p, 240) for p in processes))
             # Warm-up: every conversation once on each server, so TensorFlow has traced
             # its graphs for these inputs before any phase is timed.

@@ -28,12 +28,19 @@ class Service:
     health_url: str
     public_url: str
     env: Dict[str, str] = field(default_factory=dict)
+    quiet: bool = False  # discard its output (benchmarks)
     process: subprocess.Popen | None = None
 
     def start(self, base_env: Dict[str, str]) -> None:
         # Own process group, so stopping it also stops anything it forked.
+        output = subprocess.DEVNULL if self.quiet else None
         self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env={**base_env, **self.env}, start_new_session=True
+            self.argv,
+            cwd=ROOT,
+            env={**base_env, **self.env},
+            start_new_session=True,
+            stdout=output,
+            stderr=output,
         )
 
     def alive(self) -> bool:
@@ -65,8 +72,15 @@ def embedded_services(rasa_token: str) -> List[Service]:
     return [
         Service(
             name="demo orders",
-            argv=[sys.executable, "-m", "kefu.orders.demo_backend", "--host", HOST,
-                  "--port", "8090"],
+            argv=[
+                sys.executable,
+                "-m",
+                "kefu.orders.demo_backend",
+                "--host",
+                HOST,
+                "--port",
+                "8090",
+            ],
             health_url=f"http://{HOST}:8090/healthz",
             public_url=f"http://{HOST}:8090",
         ),
@@ -80,12 +94,21 @@ def embedded_services(rasa_token: str) -> List[Service]:
         Service(
             name="rasa",
             argv=[
-                str(bin_dir / "rasa"), "run",
-                "--model", str(MODEL),
-                "--interface", HOST, "--port", "5005",
-                "--enable-api", "--auth-token", rasa_token,
-                "--credentials", "credentials.yml",
-                "--endpoints", "endpoints.yml",
+                str(bin_dir / "rasa"),
+                "run",
+                "--model",
+                str(MODEL),
+                "--interface",
+                HOST,
+                "--port",
+                "5005",
+                "--enable-api",
+                "--auth-token",
+                rasa_token,
+                "--credentials",
+                "credentials.yml",
+                "--endpoints",
+                "endpoints.yml",
             ],
             health_url=f"http://{HOST}:5005/",
             public_url=f"http://{HOST}:5005",
