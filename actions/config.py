@@ -11,6 +11,9 @@ from typing import Any, Dict
 
 import yaml
 
+from kefu.policy import load_policy
+from kefu.policy.loader import Policy
+
 ROOT = Path(__file__).resolve().parents[1]
 _ENV_VAR = re.compile(r"\$\{([^}]+)\}")
 
@@ -39,6 +42,12 @@ def _expand(value: Any) -> Any:
 def _endpoints() -> Dict[str, Any]:
     path = Path(os.environ.get("KEFU_ENDPOINTS") or ROOT / "endpoints.yml")
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+@functools.lru_cache(maxsize=1)
+def policy() -> Policy:
+    """policy/*.yml, read once per action-server process on first use."""
+    return load_policy()
 
 
 @functools.lru_cache(maxsize=None)

@@ -129,3 +129,98 @@ def test_a_greeting_without_a_source_is_reported(policy_copy):
     edit(policy_copy, ', text: 早上好, source: 002_d3500aabb1c49be0.txt}', ', text: 早上好}')
     with pytest.raises(PolicyError, match=r"greetings\[0\]: missing required key 'source'"):
         load_policy(policy_copy)
+
+
+def edit_file(directory: Path, name: str, old: str, new: str) -> int:
+    """Replace once in policy/<name>; the line of the edit."""
+    path = directory / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+@pytest.mark.parametrize(
+    "name, old, new, message",
+    [
+        (
+            "escalation.yml",
+            "  bot_failure:\n    priority: 30",
+            "  robot_failure:\n    priority: 30",
+            "reasons.robot_failure: unknown reason code",
+        ),
+        (
+            "escalation.yml",
+            "phrase: handoff_legal",
+            "phrase: handoff_lawyers",
+            "reasons.legal_media.phrase: no phrase 'handoff_lawyers' in phrasing.yml",
+        ),
+        (
+            "escalation.yml",
+            "intents: [insult]",
+            "intents: [insult, threaten]",
+            "'threaten' is already legal_media",
+        ),
+        (
+            "escalation.yml",
+            'close: "18:30"',
+            'close: "08:00"',
+            "working_hours.close: must be later",
+        ),
+        (
+            "escalation.yml",
+            "weekdays: [1, 2, 3, 4, 5, 6, 7]",
+            "weekdays: [0, 8]",
+            "working_hours.weekdays: must be a list of ISO weekdays",
+        ),
+        (
+            "escalation.yml",
+            "anger_threshold: 1.2",
+            "anger_threshold: high",
+            "tone.anger_threshold: must be a number",
+        ),
+        (
+            "escalation.yml",
+            "    shouting: 0.2",
+            "    whispering: 0.2",
+            "tone.weights.whispering: unknown",
+        ),
+        (
+            "escalation.yml",
+            "'第[二三四五六七八九十几两0-9]+次'",
+            "'第[次'",
+            "invalid regular expression",
+        ),
+        (
+            "service.yml",
+            "after_seconds: 60",
+            "after_seconds: -1",
+            "idle.after_seconds: must be a number",
+        ),
+        (
+            "service.yml",
+            "window_days: 7",
+            "window_days: seven",
+            "returns.window_days: must be a number",
+        ),
+    ],
+)
+def test_escalation_and_service_mistakes_name_file_line_and_key(
+    policy_copy, name, old, new, message
+):
+    line = edit_file(policy_copy, name, old, new)
+    with pytest.raises(PolicyError) as error:
+        load_policy(policy_copy)
+    assert message in str(error.value)
+    assert str(error.value).startswith(f"{policy_copy / name}:")
+    assert error.value.line is not None and abs(error.value.line - line) <= 3
+
+
+def test_all_eight_reason_codes_are_required(policy_copy):
+    path = policy_copy / "escalation.yml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  anger:\n")
+    end = text.index("  compensation:\n")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(PolicyError, match="missing reason 'anger'"):
+        load_policy(policy_copy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +15,27 @@ from kefu.policy.yaml_source import PathKey, PolicyError, Source
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "policy"
 PHRASING_FILE = "phrasing.yml"
 RULES_FILE = "rules.yml"
+ESCALATION_FILE = "escalation.yml"
+SERVICE_FILE = "service.yml"
+# The reason codes are a contract: the desk's API and the agents' badges use them.
+REASON_CODES = (
+    "customer_request",
+    "supervisor",
+    "compensation",
+    "legal_media",
+    "abuse",
+    "anger",
+    "safety",
+    "bot_failure",
+)
+TONE_WEIGHTS = (
+    "insult_word",
+    "anger_word",
+    "exclamation_run",
+    "question_run",
+    "repeat_count",
+    "shouting",
+)
 RULE_KINDS = ("forbidden", "tones", "rewrites", "honorifics")
 # Phrases the product cannot run without.
 REQUIRED_PHRASES = ("safe_fallback",)
@@ -65,11 +86,80 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Reason:
+    code: str
+    priority: int
+    intents: Tuple[str, ...]
+    phrase: str
+    retain_first: bool
+
+
+@dataclass(frozen=True)
+class Tone:
+    insult_words: Tuple[str, ...]
+    anger_words: Tuple[str, ...]
+    repeat_patterns: Tuple[re.Pattern[str], ...]
+    weights: Dict[str, float]
+    decay: float
+    anger_threshold: float
+    min_tense_turns: int
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    timezone: str
+    open: time
+    close: time
+    weekdays: Tuple[int, ...]
+
+    def covers(self, moment: datetime) -> bool:
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return local.isoweekday() in self.weekdays and self.open <= local.time() < self.close
+
+
+@dataclass(frozen=True)
+class Escalation:
+    reasons: Dict[str, Reason]
+    fallbacks_in_a_row: int
+    form_failures: int
+    tone: Tone
+    hours: WorkingHours
+    minutes_per_conversation: float
+    agent_online_seconds: float
+
+    def reason_for_intent(self, intent: str | None) -> Reason | None:
+        for reason in self.reasons.values():
+            if intent in reason.intents:
+                return reason
+        return None
+
+
+@dataclass(frozen=True)
+class ReturnException:
+    id: str
+    keywords: Tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Service:
+    idle_after_s: float
+    idle_prompts: int
+    hold_on_factor: float
+    follow_up_hours: int
+    return_window_days: int
+    return_exceptions: Tuple[ReturnException, ...]
+    retention_days: int
+
+
+@dataclass(frozen=True)
 class Policy:
     brand: Brand
     greetings: Tuple[Greeting, ...]
     phrases: Dict[str, Phrase]
     rules: Tuple[Rule, ...]
+    escalation: Escalation
+    service: Service
     directory: Path
 
     def phrase(self, scene: str) -> Phrase | None:
@@ -92,11 +182,16 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     phrasing = Source.read(directory / PHRASING_FILE)
     root = _mapping(phrasing, ())
     rules = Source.read(directory / RULES_FILE)
+    escalation = Source.read(directory / ESCALATION_FILE)
+    service = Source.read(directory / SERVICE_FILE)
+    phrases = _phrases(phrasing, root)
     return Policy(
         brand=_brand(phrasing, root),
         greetings=_greetings(phrasing, root),
-        phrases=_phrases(phrasing, root),
+        phrases=phrases,
         rules=_rules(rules, _mapping(rules, ())),
+        escalation=_escalation(escalation, _mapping(escalation, ()), phrases),
+        service=_service(service, _mapping(service, ())),
         directory=directory,
     )
 
@@ -251,8 +346,141 @@ def _rules(src: Source, root: dict) -> Tuple[Rule, ...]:
     return tuple(rules)
 
 
+# --- escalation.yml and service.yml --------------------------------------------
+
+
+def _number(
+    src: Source, parent: dict, key: PathKey, name: str, low: float, high: float, default=None
+) -> float:
+    value = parent.get(name, default)
+    if value is None:
+        raise src.error(key, f"missing required key '{name}'")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise src.error(key + (name,), f"must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _escalation(src: Source, root: dict, phrases: Dict[str, Phrase]) -> Escalation:
+    key: PathKey = ("reasons",)
+    entries = _mapping(src, key, _field(src, root, (), "reasons"))
+    for code in entries:
+        if code not in REASON_CODES:
+            known = ", ".join(REASON_CODES)
+            raise src.error(key + (code,), f"unknown reason code (one of {known})")
+    reasons: Dict[str, Reason] = {}
+    claimed: Dict[str, str] = {}
+    for code in REASON_CODES:
+        if code not in entries:
+            raise src.error(key, f"missing reason '{code}'")
+        where = key + (code,)
+        entry = _mapping(src, where, entries[code])
+        _source(src, entry, where)
+        phrase = _text(src, entry, where, "phrase")
+        if phrase not in phrases:
+            raise src.error(where + ("phrase",), f"no phrase '{phrase}' in {PHRASING_FILE}")
+        intents = _strings(src, entry, where, "intents")
+        for intent in intents:
+            if intent in claimed:
+                raise src.error(where + ("intents",), f"'{intent}' is already {claimed[intent]}")
+            claimed[intent] = code
+        reasons[code] = Reason(
+            code=code,
+            priority=int(_number(src, entry, where, "priority", 0, 1000)),
+            intents=intents,
+            phrase=phrase,
+            retain_first=bool(entry.get("retain_first", False)),
+        )
+    failure = _mapping(src, ("bot_failure",), _field(src, root, (), "bot_failure"))
+    return Escalation(
+        reasons=reasons,
+        fallbacks_in_a_row=int(_number(src, failure, ("bot_failure",), "fallbacks_in_a_row", 1, 9)),
+        form_failures=int(_number(src, failure, ("bot_failure",), "form_failures", 1, 9)),
+        tone=_tone(src, _mapping(src, ("tone",), _field(src, root, (), "tone"))),
+        hours=_hours(src, _mapping(src, ("working_hours",), root.get("working_hours"))),
+        minutes_per_conversation=_number(
+            src, root.get("queue") or {}, ("queue",), "minutes_per_conversation", 0.1, 240, 3
+        ),
+        agent_online_seconds=_number(
+            src, root.get("queue") or {}, ("queue",), "agent_online_seconds", 5, 3600, 90
+        ),
+    )
+
+
+def _tone(src: Source, tone: dict) -> Tone:
+    key: PathKey = ("tone",)
+    _source(src, tone, key)
+    weights = _mapping(src, key + ("weights",), _field(src, tone, key, "weights"))
+    for name in weights:
+        if name not in TONE_WEIGHTS:
+            known = ", ".join(TONE_WEIGHTS)
+            raise src.error(key + ("weights", name), f"unknown weight (one of {known})")
+    return Tone(
+        insult_words=tuple(w.lower() for w in _strings(src, tone, key, "insult_words")),
+        anger_words=_strings(src, tone, key, "anger_words"),
+        repeat_patterns=_regexes(src, tone, key, "repeat_patterns"),
+        weights={n: _number(src, weights, key + ("weights",), n, 0, 10, 0) for n in TONE_WEIGHTS},
+        decay=_number(src, tone, key, "decay", 0, 1),
+        anger_threshold=_number(src, tone, key, "anger_threshold", 0.1, 100),
+        min_tense_turns=int(_number(src, tone, key, "min_tense_turns", 1, 20)),
+    )
+
+
+def _hours(src: Source, hours: dict) -> WorkingHours:
+    key: PathKey = ("working_hours",)
+    _source(src, hours, key)
+    zone = _text(src, hours, key, "timezone")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise src.error(key + ("timezone",), f"unknown time zone '{zone}'") from None
+    days = hours.get("weekdays", [1, 2, 3, 4, 5, 6, 7])
+    if not isinstance(days, list) or not all(isinstance(d, int) and 1 <= d <= 7 for d in days):
+        raise src.error(key + ("weekdays",), "must be a list of ISO weekdays 1-7 (1 = Monday)")
+    start = _clock(src, key + ("open",), _field(src, hours, key, "open"))
+    end = _clock(src, key + ("close",), _field(src, hours, key, "close"))
+    if end <= start:
+        raise src.error(key + ("close",), "must be later than open")
+    return WorkingHours(timezone=zone, open=start, close=end, weekdays=tuple(days))
+
+
+def _service(src: Source, root: dict) -> Service:
+    idle = _mapping(src, ("idle",), _field(src, root, (), "idle"))
+    complaints = _mapping(src, ("complaints",), _field(src, root, (), "complaints"))
+    returns = _mapping(src, ("returns",), _field(src, root, (), "returns"))
+    retention = _mapping(src, ("retention",), root.get("retention") or {})
+    for name, section in (("idle", idle), ("complaints", complaints), ("returns", returns)):
+        _source(src, section, (name,))
+    exceptions = []
+    for i, item in enumerate(returns.get("exceptions") or []):
+        key: PathKey = ("returns", "exceptions", i)
+        entry = _mapping(src, key, item)
+        exceptions.append(
+            ReturnException(
+                id=_text(src, entry, key, "id"),
+                keywords=_strings(src, entry, key, "keywords"),
+                reason=_text(src, entry, key, "reason"),
+            )
+        )
+    return Service(
+        idle_after_s=_number(src, idle, ("idle",), "after_seconds", 1, 86400),
+        idle_prompts=int(_number(src, idle, ("idle",), "prompts", 0, 10)),
+        hold_on_factor=_number(src, idle, ("idle",), "hold_on_factor", 1, 100, 3),
+        follow_up_hours=int(_number(src, complaints, ("complaints",), "follow_up_hours", 1, 720)),
+        return_window_days=int(_number(src, returns, ("returns",), "window_days", 0, 365)),
+        return_exceptions=tuple(exceptions),
+        retention_days=int(
+            _number(src, retention, ("retention",), "transcripts_days", 1, 3650, 180)
+        ),
+    )
+
+
 __all__ = [
     "Brand",
+    "Escalation",
+    "Reason",
+    "Service",
+    "Tone",
+    "WorkingHours",
     "Greeting",
     "Phrase",
     "Policy",

@@ -1,0 +1,106 @@
+"""Handing a conversation to a human agent: the reason, the phrase, the summary.
+
+The decision itself is `kefu.escalation.decide`, shared with the dialogue policy.
+The desk reads the `{"kefu": {"event": "handoff", ...}}` message this sends and
+queues the conversation (or books a call-back outside working hours).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import config
+from kefu.escalation import (
+    FAILURE_SLOT,
+    REASON_SLOT,
+    RETAIN_SLOT,
+    Decision,
+    decide,
+    facts_from_events,
+    tone_trend,
+)
+
+# Slots an agent needs to see in the summary.
+SUMMARY_SLOTS = (
+    "name",
+    "phone",
+    "order_id",
+    "product",
+    "return_type",
+    "return_reason",
+    "complaint_what",
+    "complaint_when",
+    "complaint_want",
+)
+
+
+def session_events(tracker: Tracker) -> List[Dict[str, Any]]:
+    events: List[Dict[str, Any]] = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        events.append(event)
+    events.reverse()
+    return events
+
+
+def summary(tracker: Tracker, decision: Decision) -> Dict[str, Any]:
+    escalation = config.policy().escalation
+    events = session_events(tracker)
+    facts = facts_from_events(events)
+    intents = [
+        ((e.get("parse_data") or {}).get("intent") or {}).get("name")
+        for e in events
+        if e.get("event") == "user"
+    ]
+    return {
+        "reason": decision.code,
+        "priority": decision.reason.priority,
+        "intents": [i for i in intents if i],
+        "slots": {s: tracker.get_slot(s) for s in SUMMARY_SLOTS if tracker.get_slot(s)},
+        "tone_trend": tone_trend(facts, escalation),
+        "tone_labels": sorted({label for t in facts.turns for label in t.labels}),
+        "last_message": (tracker.latest_message or {}).get("text") or "",
+    }
+
+
+def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
+) -> List[EventType]:
+    """Tell the visitor, tell the desk, end any open form."""
+    dispatcher.utter_message(response=f"phrase_{decision.reason.phrase}")
+    dispatcher.utter_message(
+        json_message={"kefu": {"event": "handoff", **summary(tracker, decision)}}
+    )
+    events: List[EventType] = [SlotSet(REASON_SLOT, decision.code), SlotSet(RETAIN_SLOT, False)]
+    if tracker.active_loop.get("name"):
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    return events + [SlotSet(FAILURE_SLOT, 0.0)]
+
+
+def decision_for(tracker: Tracker, reason_code: Optional[str] = None) -> Decision:
+    escalation = config.policy().escalation
+    if reason_code:
+        return Decision(escalation.reasons[reason_code])
+    facts = facts_from_events(session_events(tracker), tracker.get_slot(FAILURE_SLOT))
+    # Predicted by a rule the policy file no longer backs: the visitor asked for a person.
+    return decide(facts, escalation) or Decision(escalation.reasons["customer_request"])
+
+
+class ActionHandoff(Action):
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        decision = decision_for(tracker)
+        if decision.retain:
+            dispatcher.utter_message(response="phrase_supervisor_retain")
+            return [SlotSet(RETAIN_SLOT, True)]
+        return hand_over(dispatcher, tracker, decision)
