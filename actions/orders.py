@@ -13,7 +13,6 @@ from rasa_sdk.types import DomainDict
 
 from actions import config
 from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
-from actions.base import PhraseAction
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,34 @@ def status_detail(order: Order) -> str:
     return ""
 
 
+NO_ORDER_WORDS = ("没有", "没订单", "不记得", "找不到", "无")
+# The phrase each form asks for the order id with.
+ASK_ORDER_ID = {
+    "complaint_form": "phrase_ask_complaint_order",
+    "return_form": "phrase_ask_return_order",
+}
+
+
+def check_order_id(
+    slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, optional: bool = False
+) -> Dict[Text, Any]:
+    """The validation every form shares: a well-formed id, or a polite re-ask.
+
+    Once the answers were rejected as often as the policy allows, nothing is said
+    here: the escalation policy hands the conversation over (reason bot_failure).
+    """
+    text = str(slot_value) if slot_value is not None else ""
+    order_id = find_order_id(text)
+    if order_id:
+        return {"order_id": order_id, "order_id_failures": 0.0}
+    if optional and any(word in text for word in NO_ORDER_WORDS):
+        return {"order_id": "无", "order_id_failures": 0.0}
+    failures = (tracker.get_slot("order_id_failures") or 0.0) + 1
+    if failures < config.policy().escalation.form_failures:
+        dispatcher.utter_message(response="phrase_order_id_invalid")
+    return {"order_id": None, "order_id_failures": failures}
+
+
 class ValidateOrderForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_order_form"
@@ -53,22 +80,25 @@ class ValidateOrderForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        order_id = find_order_id(str(slot_value) if slot_value is not None else None)
-        if order_id:
-            return {"order_id": order_id, "order_id_failures": 0.0}
-        failures = (tracker.get_slot("order_id_failures") or 0.0) + 1
-        phrase = "phrase_order_id_invalid" if failures < 2 else "phrase_order_id_still_invalid"
-        dispatcher.utter_message(response=phrase)
-        return {"order_id": None, "order_id_failures": failures}
+        return check_order_id(slot_value, dispatcher, tracker)
 
 
-class ActionAskOrderId(PhraseAction):
-    """How order_form asks for the id (Rasa calls action_ask_<slot> when it exists)."""
-
-    scene = "ask_order_id"
+class ActionAskOrderId(Action):
+    """How a form asks for the id (Rasa calls action_ask_<slot> when it exists)."""
 
     def name(self) -> Text:
         return "action_ask_order_id"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        if tracker.get_slot("order_id_failures"):
+            # The rejection already asked again, with an example; at the limit the
+            # conversation is handed over next (bot_failure).
+            return []
+        form = tracker.active_loop.get("name") or ""
+        dispatcher.utter_message(response=ASK_ORDER_ID.get(form, "phrase_ask_order_id"))
+        return []
 
 
 class ActionLookupOrder(Action):

@@ -77,8 +77,8 @@ async def test_policy_phrases_are_rendered_and_guarded(domain, policy):
 
 async def test_traditional_visitor_gets_traditional_reply(nlg, domain):
     t = tracker(domain, said("我要轉人工", script="traditional", normalised="我要转人工"))
-    response = await nlg.generate("utter_handoff", t, "rest")
-    assert "轉接" in response["text"] and "转接" not in response["text"]
+    response = await nlg.generate("utter_hold_on", t, "rest")
+    assert "這裡" in response["text"] and "这里" not in response["text"]
 
 
 async def test_script_follows_the_last_message_that_shows_one(nlg, domain):

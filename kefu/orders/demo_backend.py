@@ -63,6 +63,9 @@ def sample_orders(now: datetime) -> List[Dict[str, Any]]:
         {"order_id": "2024010288990011", "status": "shipped", "product": "扫地机器人",
          "carrier": "圆通速递", "tracking_no": "YT5566778899", "ordered_at": ago(2),
          "shipped_at": ago(0.5), "delivered_at": None},
+        {"order_id": "JD20231120002", "status": "delivered", "product": "定制刻字保温杯",
+         "carrier": "京东物流", "tracking_no": "JDV0098765432", "ordered_at": ago(5),
+         "shipped_at": ago(4), "delivered_at": ago(2)},
     ]
 
 

@@ -42,6 +42,8 @@ class Guard:
             "addressee": context.addressee,
             # 王女士上午好 when known; the bare greeting otherwise.
             "salutation": f"{context.addressee}{greeting}" if named else greeting,
+            # "王女士，" before a sentence when known; nothing otherwise.
+            "vocative": f"{context.addressee}，" if named else "",
         }
 
     def visitor_zone(self, name: str | None) -> ZoneInfo:
