@@ -113,6 +113,12 @@ def embedded_services(rasa_token: str) -> List[Service]:
             health_url=f"http://{HOST}:5005/",
             public_url=f"http://{HOST}:5005",
         ),
+        Service(
+            name="desk",
+            argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", "8080"],
+            health_url=f"http://{HOST}:8080/healthz",
+            public_url=f"http://{HOST}:8080/  (agents: /agent, demo / demo)",
+        ),
     ]
 
 

@@ -18,6 +18,20 @@ find_python() {
   return 1
 }
 
+# Browser tests drive Debian's chromium with its chromedriver (never a downloaded browser),
+# and screenshots need a CJK font.
+BROWSER_PACKAGES="chromium chromium-driver fonts-wqy-microhei"
+ensure_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+    && [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]]; then return 0; fi
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's $BROWSER_PACKAGES for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $BROWSER_PACKAGES >/dev/null
+  else
+    echo "setup: the browser tests need Debian's packages: apt-get install $BROWSER_PACKAGES" >&2
+  fi
+}
+
 stamp_of() { cat pyproject.toml requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16; }
 stamp=".venv/.kefu-setup-$(stamp_of)"
 if [[ -f "$stamp" && -x .venv/bin/python ]]; then
@@ -34,6 +48,7 @@ if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sy
   "$python" -m venv .venv
 fi
 
+ensure_chromium
 echo "setup: installing pinned dependencies (first run takes a few minutes)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip<25" "setuptools<70.4" wheel
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \

@@ -1,0 +1,1 @@
+"""The handoff desk: the public front for visitors, and the console for agents."""

@@ -1,0 +1,5 @@
+import sys
+
+from kefu.desk.app import main
+
+sys.exit(main())

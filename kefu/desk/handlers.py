@@ -1,0 +1,277 @@
+"""Thin HTTP handlers: check the request, call the Desk, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional
+
+from aiohttp import WSMsgType, web
+
+from kefu.desk.inputs import BadInput, clean_text, error, json_body
+from kefu.desk.keys import CONFIG, DESK, LIMITER
+from kefu.desk.service import NotAllowed
+from kefu.store.conversations import Conversation
+
+logger = logging.getLogger(__name__)
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query.get("token", "")
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def reply_list(messages: Any) -> list:
+    return [{"text": m.text, "seq": m.seq, "sender": m.sender} for m in messages]
+
+
+def origin_ok(request: web.Request) -> bool:
+    """Browsers send Origin on a websocket upgrade: it must be this site or an allowed one."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    allowed = request.app[CONFIG].allowed_origins
+    return origin in allowed or origin.split("://", 1)[-1] == request.host
+
+
+def limited(request: web.Request, *keys: str) -> Optional[web.Response]:
+    limiter = request.app[LIMITER]
+    for key in keys:
+        if not limiter.allow(key):
+            return error(429, "rate_limited", "发送太频繁了，请您稍后再试。", retry_after=60)
+    return None
+
+
+# --- visitors -----------------------------------------------------------------
+
+
+async def open_conversation(request: web.Request) -> web.Response:
+    if (refused := limited(request, "open:" + client_ip(request))) is not None:
+        return refused
+    body = await json_body(request)
+    metadata: Dict[str, Any] = {}
+    if isinstance(body.get("timezone"), str):
+        metadata["timezone"] = body["timezone"][:64]
+    conversation, token, replies = await request.app[DESK].open(metadata)
+    return web.json_response(
+        {
+            "conversation_id": conversation.id,
+            "token": token,
+            "replies": reply_list(replies),
+            "mode": conversation.status,
+        },
+        status=201,
+    )
+
+
+async def _visitor(request: web.Request) -> Conversation:
+    conversation = await request.app[DESK].authenticate_visitor(
+        request.match_info["conversation_id"], bearer(request)
+    )
+    if conversation is None:  # unknown id and wrong token look the same
+        raise BadInput(404, "not_found", "会话不存在或凭证无效。")
+    return conversation
+
+
+async def visitor_message(request: web.Request) -> web.Response:
+    conversation = await _visitor(request)
+    body = await json_body(request)
+    text = clean_text(body.get("text"), request.app[CONFIG].max_text)
+    refused = limited(request, "ip:" + client_ip(request), "conv:" + conversation.id)
+    if refused is not None:
+        return refused
+    metadata: Dict[str, Any] = {}
+    if isinstance(body.get("timezone"), str):
+        metadata["timezone"] = body["timezone"][:64]
+    replies = await request.app[DESK].visitor_message(conversation, text, metadata)
+    return web.json_response(
+        {
+            "replies": reply_list(replies),
+            "mode": conversation.status,
+            "queue": await request.app[DESK].queue_info(conversation),
+        }
+    )
+
+
+async def visitor_history(request: web.Request) -> web.Response:
+    conversation = await _visitor(request)
+    after = _int(request.query.get("after", "0"))
+    messages = await request.app[DESK].store.messages(conversation.id, after)
+    return web.json_response(
+        {
+            "messages": [m.as_dict() for m in messages],
+            "mode": conversation.status,
+            "queue": await request.app[DESK].queue_info(conversation),
+        }
+    )
+
+
+async def visitor_satisfaction(request: web.Request) -> web.Response:
+    conversation = await _visitor(request)
+    body = await json_body(request)
+    score = body.get("score")
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise BadInput(422, "invalid_score", "评分应为1到5的整数。")
+    await request.app[DESK].satisfaction(conversation, score)
+    return web.json_response({"ok": True})
+
+
+async def visitor_ws(request: web.Request) -> web.StreamResponse:
+    if not origin_ok(request):
+        return error(403, "bad_origin", "不允许的来源。")
+    conversation = await _visitor(request)
+    return await _stream(request, conversation.id, _int(request.query.get("after", "0")))
+
+
+async def _stream(
+    request: web.Request, conversation_id: Optional[str], after: int
+) -> web.StreamResponse:
+    """Replay what the page missed (in order), then live events until it goes away."""
+    desk = request.app[DESK]
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    group = desk.hub.visitors[conversation_id] if conversation_id else desk.hub.agents
+    group.add(ws)
+    try:
+        if conversation_id:
+            for message in await desk.store.messages(conversation_id, after):
+                await ws.send_json(
+                    {"type": "message", "conversation_id": conversation_id, **message.as_dict()}
+                )
+            await ws.send_json({"type": "replayed", "conversation_id": conversation_id})
+        async for frame in ws:  # pages only listen; a ping keeps proxies happy
+            if frame.type == WSMsgType.TEXT and frame.data == "ping":
+                await ws.send_str('{"type":"pong"}')
+    finally:
+        group.discard(ws)
+        if conversation_id and not group:
+            desk.hub.visitors.pop(conversation_id, None)
+    return ws
+
+
+def _int(raw: str) -> int:
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise BadInput(422, "invalid_after", "after 必须是非负整数。") from None
+
+
+# --- agents -------------------------------------------------------------------
+
+
+async def agent_login(request: web.Request) -> web.Response:
+    if (refused := limited(request, "login:" + client_ip(request))) is not None:
+        return refused
+    body = await json_body(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadInput(422, "invalid_credentials", "请输入用户名和密码。")
+    result = await request.app[DESK].login(username[:64], password[:256])
+    if result is None:
+        return error(401, "unauthorized", "用户名或密码错误。")
+    token, expires = result
+    return web.json_response(
+        {"token": token, "expires_at": expires.isoformat(), "username": username}
+    )
+
+
+async def _agent(request: web.Request) -> str:
+    username = await request.app[DESK].agent_for(bearer(request))
+    if username is None:
+        raise BadInput(401, "unauthorized", "请先登录。")
+    return username
+
+
+async def _conversation(request: web.Request) -> Conversation:
+    conversation = await request.app[DESK].store.get(request.match_info["conversation_id"])
+    if conversation is None:
+        raise BadInput(404, "not_found", "会话不存在。")
+    return conversation
+
+
+async def agent_conversations(request: web.Request) -> web.Response:
+    await _agent(request)
+    listing = await request.app[DESK].store.handed_over()
+    return web.json_response([c.as_listing() for c in listing])
+
+
+async def agent_conversation(request: web.Request) -> web.Response:
+    await _agent(request)
+    conversation = await _conversation(request)
+    messages = await request.app[DESK].store.messages(conversation.id)
+    return web.json_response(
+        {**conversation.as_listing(), "transcript": [m.as_dict() for m in messages]}
+    )
+
+
+async def agent_claim(request: web.Request) -> web.Response:
+    agent = await _agent(request)
+    conversation = await _conversation(request)
+    await request.app[DESK].claim(conversation, agent)
+    return web.json_response(conversation.as_listing())
+
+
+async def agent_message(request: web.Request) -> web.Response:
+    agent = await _agent(request)
+    conversation = await _conversation(request)
+    text = clean_text((await json_body(request)).get("text"), request.app[CONFIG].max_text)
+    verdict = request.app[DESK].check_agent_text(text)
+    if not verdict["ok"]:
+        return error(422, "phrasing", "这句话不符合服务用语规范，请修改后再发送。", **verdict)
+    message = await request.app[DESK].agent_reply(conversation, agent, text)
+    return web.json_response(message.as_dict())
+
+
+async def agent_release(request: web.Request) -> web.Response:
+    agent = await _agent(request)
+    conversation = await _conversation(request)
+    await request.app[DESK].release(conversation, agent)
+    return web.json_response(conversation.as_listing())
+
+
+async def agent_close(request: web.Request) -> web.Response:
+    await _agent(request)
+    conversation = await _conversation(request)
+    await request.app[DESK].close(conversation)
+    return web.json_response(conversation.as_listing())
+
+
+async def agent_check(request: web.Request) -> web.Response:
+    await _agent(request)
+    body = await json_body(request)
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise BadInput(422, "invalid_text", "text 必须是字符串。")
+    return web.json_response(
+        request.app[DESK].check_agent_text(text[: request.app[CONFIG].max_text])
+    )
+
+
+async def agent_phrases(request: web.Request) -> web.Response:
+    await _agent(request)
+    desk = request.app[DESK]
+    quick = ("thanks_wait", "agent_close", "ask_name", "ask_complaint_want", "resume")
+    dummy = Conversation(id="-", token_hash="", status="agent", created_at=None)  # type: ignore[arg-type]
+    return web.json_response(
+        [{"scene": s, "text": desk.render(dummy, s)} for s in quick if desk.policy.phrase(s)]
+    )
+
+
+async def agent_ws(request: web.Request) -> web.StreamResponse:
+    if not origin_ok(request):
+        return error(403, "bad_origin", "不允许的来源。")
+    await _agent(request)
+    return await _stream(request, None, 0)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def not_allowed(e: NotAllowed) -> web.Response:
+    return error(409, "conflict", str(e))

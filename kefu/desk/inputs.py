@@ -1,0 +1,78 @@
+"""Cleaning what strangers send: JSON bodies, texts, and how often they send them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict, deque
+from typing import Any, Deque, Dict
+
+from aiohttp import web
+
+# Control characters (but newline and tab), zero-width and direction overrides, lone surrogates.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+    "\ud800-\udfff]"
+)
+
+
+class BadInput(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> web.Response:
+        return error(self.status, self.code, self.message)
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+async def json_body(request: web.Request) -> Dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    try:
+        body = json.loads(raw.decode("utf-8", "strict")) if raw.strip() else {}
+    except (UnicodeDecodeError, ValueError):
+        raise BadInput(400, "invalid_json", "请求内容不是有效的 JSON。") from None
+    if not isinstance(body, dict):
+        raise BadInput(400, "invalid_json", "请求内容应为 JSON 对象。")
+    return body
+
+
+def clean_text(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise BadInput(422, "invalid_text", "text 必须是字符串。")
+    text = _INVISIBLE.sub("", value).strip()
+    if not text:
+        raise BadInput(422, "empty_text", "消息内容不能为空。")
+    if len(text) > limit:
+        raise BadInput(
+            413,
+            "text_too_long",
+            f"消息不能超过{limit}个字符。",
+        )
+    return text
+
+
+class RateLimiter:
+    """A sliding one-minute window per key (an IP, a conversation)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.hits: Dict[str, Deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        window = self.hits[key]
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            return False
+        window.append(now)
+        if len(self.hits) > 100_000:  # bounded memory under a flood of keys
+            self.hits = defaultdict(deque, {k: v for k, v in self.hits.items() if v})
+        return True

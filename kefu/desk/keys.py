@@ -1,0 +1,17 @@
+"""Typed application state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from kefu.desk.config import DeskConfig
+from kefu.desk.inputs import RateLimiter
+
+if TYPE_CHECKING:
+    from kefu.desk.service import Desk
+
+CONFIG = web.AppKey("config", DeskConfig)
+DESK: web.AppKey[Desk] = web.AppKey("desk")
+LIMITER = web.AppKey("limiter", RateLimiter)
