@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import config
+from actions import config, records
 from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
 
 logger = logging.getLogger(__name__)
@@ -139,5 +139,34 @@ class ActionLookupOrder(Action):
             product=order.product,
             status_text=order.status_text,
             detail=status_detail(order),
+        )
+        return [SlotSet("lookup_failed", False)]
+
+
+class ActionTakePhone(Action):
+    """A phone number given out of a form: after a failed lookup it books the call-back
+    the bot offered; otherwise it is noted for the conversation."""
+
+    def name(self) -> Text:
+        return "action_take_phone"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        phone = tracker.get_slot("phone")
+        if not (phone and tracker.get_slot("lookup_failed")):
+            dispatcher.utter_message(response="utter_noted")
+            return []
+        record = await records.keep(
+            "callback",
+            tracker.sender_id,
+            {"phone": phone, "order_id": tracker.get_slot("order_id"), "why": "order lookup"},
+        )
+        if record is None:
+            dispatcher.utter_message(response="phrase_complaint_store_down")
+            return []
+        masked = phone[:3] + "****" + phone[-4:]
+        dispatcher.utter_message(
+            response="phrase_lookup_callback_booked", phone=masked, number=record.number
         )
         return [SlotSet("lookup_failed", False)]

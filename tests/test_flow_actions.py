@@ -301,3 +301,25 @@ async def test_urge_gives_a_reason_and_an_estimate(dispatcher, make_tracker, dom
         "phrase_urge_general",
     ]
     assert dispatcher.messages[0]["needed"] == "订单号"
+
+
+async def test_a_phone_after_a_failed_lookup_books_the_call_back(
+    dispatcher, make_tracker, domain, store
+):
+    from actions.orders import ActionTakePhone
+
+    slots = {"phone": "13800138000", "lookup_failed": True, "order_id": "2023112500123456"}
+    events = await ActionTakePhone().run(dispatcher, make_tracker(slots=slots), domain.as_dict())
+    booked = dispatcher.messages[0]
+    assert (
+        booked["response"] == "phrase_lookup_callback_booked" and booked["phone"] == "138****8000"
+    )
+    [callback] = await store.find(kind="callback")
+    assert callback.number == booked["number"] and callback.number.startswith("C")
+    assert callback.data["order_id"] == "2023112500123456"
+    assert {"event": "slot", "timestamp": None, "name": "lookup_failed", "value": False} in events
+    dispatcher.messages.clear()
+    await ActionTakePhone().run(
+        dispatcher, make_tracker(slots={"phone": "13800138000"}), domain.as_dict()
+    )
+    assert dispatcher.messages[0]["response"] == "utter_noted"

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'kefu.db'}"
 # A record's number is what a visitor is told: kind prefix, date, sequence.
 SCHEMA_LOCK = 0x6B656675  # "kefu": advisory lock id for schema creation
-PREFIXES = {"ticket": "T", "return": "R", "suggestion": "S", "survey": "Q"}
+PREFIXES = {"ticket": "T", "return": "R", "suggestion": "S", "survey": "Q", "callback": "C"}
 
 
 class StoreError(RuntimeError):
