@@ -18,13 +18,19 @@ from tests.conftest import always_open
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path, pg_url):
+    """The same suite against the embedded SQLite file and a real PostgreSQL."""
+    return f"sqlite:///{tmp_path / 'desk.db'}" if request.param == "sqlite" else pg_url
+
+
 @pytest.fixture
-def make_desk(aiohttp_client, stack, tmp_path, policy):
-    async def make(policy_=None, rasa_url=None, db=None, **settings):
+def make_desk(aiohttp_client, stack, database_url, policy):
+    async def make(policy_=None, rasa_url=None, **settings):
         config = DeskConfig(
             rasa_url=rasa_url or stack.rasa,
             rasa_token=stack.token,
-            database_url=db or f"sqlite:///{tmp_path / 'desk.db'}",
+            database_url=database_url,
             **settings,
         )
         return await aiohttp_client(init_app(config, policy_ or always_open(policy), timers=False))
@@ -268,13 +274,12 @@ async def test_idle_visitor_is_prompted_twice_then_closed_across_a_restart(
     quick = dataclasses.replace(
         always_open(policy), service=dataclasses.replace(policy.service, idle_after_s=0.2)
     )
-    db = f"sqlite:///{tmp_path / 'idle.db'}"
-    first = await make_desk(policy_=quick, db=db)
+    first = await make_desk(policy_=quick)
     cid, token, _ = await open_chat(first)
     await asyncio.sleep(0.3)
     assert await first.app[DESK].tick() >= 1
     await first.close()  # the desk restarts: timers are rows in the store
-    second = await make_desk(policy_=quick, db=db)
+    second = await make_desk(policy_=quick)
     await asyncio.sleep(0.3)
     await second.app[DESK].tick()
     await asyncio.sleep(0.3)
@@ -299,13 +304,12 @@ async def test_hold_on_lets_the_visitor_take_longer(desk, policy):
     assert extra > policy.service.idle_after_s * (policy.service.hold_on_factor - 1) - 5
 
 
-async def test_desk_restart_replays_missed_messages_in_order(make_desk, tmp_path):
-    db = f"sqlite:///{tmp_path / 'restart.db'}"
-    first = await make_desk(db=db)
+async def test_desk_restart_replays_missed_messages_in_order(make_desk):
+    first = await make_desk()
     cid, token, _ = await open_chat(first)
     await say(first, cid, token, "你好")
     await first.close()
-    second = await make_desk(db=db)
+    second = await make_desk()
     await say(second, cid, token, "我要退货")
     async with second.ws_connect(
         f"/api/visitor/conversations/{cid}/ws?token={token}&after=1"

@@ -17,7 +17,7 @@ from kefu.desk.handlers import not_allowed
 from kefu.desk.hub import Hub
 from kefu.desk.inputs import BadInput, RateLimiter, error
 from kefu.desk.keys import CONFIG, DESK, LIMITER
-from kefu.desk.rasa_client import RasaClient
+from kefu.desk.rasa_client import ActionServerProbe, RasaClient
 from kefu.desk.routes import setup_routes
 from kefu.desk.service import Desk, NotAllowed
 from kefu.logs import install_masking
@@ -88,6 +88,7 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
             records,
             RasaClient(session, config.rasa_url, config.rasa_token, config.rasa_timeout_s),
             hub,
+            ActionServerProbe(session, config.action_server_url),
         )
         await desk.ensure_agents()
         if any(name == DEFAULT_AGENT[0] for name, _ in config.agents):

@@ -20,6 +20,7 @@ class DeskConfig:
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str = ""
     rasa_timeout_s: float = 10.0  # well under Rasa's own 300 s action timeout
+    action_server_url: str = "http://127.0.0.1:5055"  # probed: "" turns the probe off
     database_url: Optional[str] = None  # None: the embedded SQLite file
     production: bool = False
     agents: Tuple[Tuple[str, str], ...] = (DEFAULT_AGENT,)
@@ -56,6 +57,7 @@ class DeskConfig:
             rasa_url=env.get("KEFU_RASA_URL", cls.rasa_url).rstrip("/"),
             rasa_token=env.get("KEFU_RASA_TOKEN", ""),
             rasa_timeout_s=num("KEFU_RASA_TIMEOUT_S", cls.rasa_timeout_s),
+            action_server_url=env.get("KEFU_ACTION_SERVER_URL", cls.action_server_url),
             database_url=env.get("KEFU_DATABASE_URL") or None,
             production=env.get("KEFU_ENV", "").lower() == "production",
             agents=agents,

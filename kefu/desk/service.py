@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from kefu.desk.auth import hash_password, new_token, token_hash, verify_password
 from kefu.desk.config import DeskConfig
 from kefu.desk.hub import Hub
-from kefu.desk.rasa_client import RasaClient, RasaUnavailable
+from kefu.desk.rasa_client import ActionServerProbe, RasaClient, RasaUnavailable
 from kefu.phrasing.checker import Checker
 from kefu.phrasing.context import ReplyContext
 from kefu.phrasing.guard import Guard
@@ -52,9 +52,11 @@ class Desk:
         records: RecordStore,
         rasa: RasaClient,
         hub: Hub,
+        actions: Optional[ActionServerProbe] = None,
     ) -> None:
         self.config, self.policy, self.store = config, policy, store
         self.records, self.rasa, self.hub = records, rasa, hub
+        self.actions = actions
         self.guard = Guard(policy)
         self.checker = Checker(policy.rules)
 
@@ -151,6 +153,19 @@ class Desk:
                 return await self._rasa_down(conversation)
             replies = await self._bot_answers(conversation, answers)
             if conversation.status == "bot":
+                problem = None
+                if not replies:
+                    problem = "no reply from the assistant"  # never silence
+                elif self.actions is not None and not await self.actions.up():
+                    problem = "action server down"  # its forms and lookups cannot work
+                if problem:
+                    logger.error("%s for %s: handing over", problem, conversation.id)
+                    replies += await self._rasa_down(conversation, note=problem)
+                    await self._tell_rasa(
+                        conversation,
+                        [{"event": "slot", "name": "handoff_reason", "value": "bot_failure"}],
+                    )
+            if conversation.status == "bot":
                 await self._arm_idle(conversation, held=self._held(answers))
             return replies
         if mode == "callback":
@@ -184,9 +199,11 @@ class Desk:
             replies += await self.hand_over(conversation, handoff)
         return replies
 
-    async def _rasa_down(self, conversation: Conversation) -> List[Message]:
+    async def _rasa_down(
+        self, conversation: Conversation, note: str = "Rasa unavailable"
+    ) -> List[Message]:
         reason = self.policy.escalation.reasons["bot_failure"]
-        summary = {"reason": reason.code, "priority": reason.priority, "note": "Rasa unavailable"}
+        summary = {"reason": reason.code, "priority": reason.priority, "note": note}
         first = await self.say(conversation, "rasa_unavailable")
         return [first] + await self.hand_over(conversation, summary)
 
