@@ -8,12 +8,12 @@ RASA := $(BIN)/rasa
 MODEL := models/kefu.tar.gz
 SETUP_STAMP := $(VENV)/.setup-done
 # Inputs of the model: training runs again only when one of these changed.
-MODEL_INPUTS := config.yml domain.yml $(shell find data kefu/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
+MODEL_INPUTS := config.yml domain.yml $(shell find data kefu/nlu kefu/policies -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
 
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help setup train run test validate lint eval bench bench-nlu clean
+.PHONY: help setup train run run-scaled test validate lint eval bench bench-nlu clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,9 +33,13 @@ $(MODEL): $(MODEL_INPUTS) | $(SETUP_STAMP)
 
 train: $(MODEL) ## train the model (skipped when nothing changed)
 
-run: $(MODEL) ## start Rasa (5005) and the action server (5055) on 127.0.0.1; Ctrl-C stops all
+run: $(MODEL) ## Rasa (5005), actions (5055), demo orders (8090), desk (8080) on 127.0.0.1; Ctrl-C stops all
 	@mkdir -p var
 	@$(BIN)/kefu run
+
+run-scaled: $(MODEL) ## 2 Rasa, 2 action servers, 2 desks on PostgreSQL and Redis, front on 8080
+	@mkdir -p var
+	@$(BIN)/kefu run-scaled
 
 validate: $(SETUP_STAMP) ## rasa data validate (failing on warnings) and kefu phrasing lint
 	@$(RASA) data validate --fail-on-warnings --quiet

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="kefu customer-service assistant")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start the embedded stack (Rasa and the action server)")
+    commands.add_parser("run", help="start the embedded stack (Rasa, actions, orders, desk)")
+    commands.add_parser(
+        "run-scaled",
+        help="2 Rasa, 2 action servers, 2 desks on PostgreSQL and Redis, behind a front",
+    )
     phrasing = commands.add_parser("phrasing", help="the service-phrasing standard")
     tools = phrasing.add_subparsers(dest="tool", required=True)
     tools.add_parser(
@@ -72,10 +76,10 @@ def main(argv: List[str] | None = None) -> int:
     from kefu.policy import PolicyError
 
     try:
-        if args.command == "run":
+        if args.command in ("run", "run-scaled"):
             from kefu.runner import run
 
-            return run()
+            return run(supervise=args.command == "run-scaled")
         if args.tool == "check":
             return phrasing_check(sys.stdin, sys.stdout)
         return phrasing_lint(sys.stdout)

@@ -122,14 +122,142 @@ def embedded_services(rasa_token: str) -> List[Service]:
     ]
 
 
-def run(services: List[Service] | None = None) -> int:
+# Scale-out on this machine: the local PostgreSQL and Redis unless told otherwise.
+SCALED_DEFAULTS = {
+    "KEFU_PG_HOST": "127.0.0.1",
+    "KEFU_PG_DB": "test",
+    "KEFU_PG_USER": "postgres",
+    "KEFU_PG_PASSWORD": "",
+    "KEFU_REDIS_HOST": "127.0.0.1",
+    "KEFU_REDIS_URL": "redis://127.0.0.1:6379/0",
+    # Connections: (Rasa replicas x (pool + overflow)) + desks x KEFU_DB_POOL must stay
+    # under PostgreSQL's max_connections (100 by default): 2 x (5 + 5) + 2 x 10 = 40.
+    "SQL_POOL_SIZE": "5",
+    "SQL_MAX_OVERFLOW": "5",
+    "KEFU_DB_POOL": "10",
+}
+FRONT_PORT = 8080
+
+
+def scaled_services(rasa_token: str, replicas: int = 2, offset: int = 0) -> List[Service]:
+    """2 Rasa servers, 2 action servers and 2 desks, on PostgreSQL and Redis, behind a front.
+
+    Ports: Rasa 5005+i, actions 5055+i, desks 8081+i, front 8080, demo orders 8090, all
+    shifted by `offset` (KEFU_PORT_OFFSET) so a second stack can run beside the first.
+    """
+    bin_dir = Path(sys.executable).parent
+    env = {k: os.environ.get(k, v) for k, v in SCALED_DEFAULTS.items()}
+    pg = (
+        f"postgresql://{env['KEFU_PG_USER']}"
+        + (f":{env['KEFU_PG_PASSWORD']}" if env["KEFU_PG_PASSWORD"] else "")
+        + f"@{env['KEFU_PG_HOST']}:5432/{env['KEFU_PG_DB']}"
+    )
+    env["KEFU_DATABASE_URL"] = os.environ.get("KEFU_DATABASE_URL", pg)
+    orders = 8090 + offset
+    env["KEFU_ORDER_BACKEND_URL"] = f"http://{HOST}:{orders}"
+    rasa = [5005 + offset + i for i in range(replicas)]
+    actions = [5055 + offset + i for i in range(replicas)]
+    desk_ports = [FRONT_PORT + offset + 1 + i for i in range(replicas)]
+    front = FRONT_PORT + offset
+    services = [
+        Service(
+            name="demo orders",
+            argv=[
+                sys.executable,
+                "-m",
+                "kefu.orders.demo_backend",
+                "--host",
+                HOST,
+                "--port",
+                str(orders),
+            ],
+            health_url=f"http://{HOST}:{orders}/healthz",
+            public_url=f"http://{HOST}:{orders}",
+        )
+    ]
+    for i, port in enumerate(actions):
+        services.append(
+            Service(
+                name=f"actions-{i + 1}",
+                argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
+                health_url=f"http://{HOST}:{port}/health",
+                public_url=f"http://{HOST}:{port}",
+                env={**env, "SANIC_HOST": HOST},
+            )
+        )
+    for i, port in enumerate(rasa):
+        services.append(
+            Service(
+                name=f"rasa-{i + 1}",
+                argv=[
+                    str(bin_dir / "rasa"),
+                    "run",
+                    "--model",
+                    str(MODEL),
+                    "--interface",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--enable-api",
+                    "--auth-token",
+                    rasa_token,
+                    "--credentials",
+                    "credentials.yml",
+                    "--endpoints",
+                    "endpoints.scaled.yml",
+                ],
+                health_url=f"http://{HOST}:{port}/",
+                public_url=f"http://{HOST}:{port}",
+                env={**env, "KEFU_ACTION_URL": f"http://{HOST}:{actions[i]}/webhook"},
+            )
+        )
+    desk_env = {
+        **env,
+        "KEFU_RASA_URL": ",".join(f"http://{HOST}:{p}" for p in rasa),
+        "KEFU_ACTION_SERVER_URL": ",".join(f"http://{HOST}:{p}" for p in actions),
+    }
+    for i, port in enumerate(desk_ports):
+        services.append(
+            Service(
+                name=f"desk-{i + 1}",
+                argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", str(port)],
+                health_url=f"http://{HOST}:{port}/healthz",
+                public_url=f"http://{HOST}:{port}",
+                env=desk_env,
+            )
+        )
+    services.append(
+        Service(
+            name="front",
+            argv=[
+                sys.executable,
+                "-m",
+                "kefu.front",
+                "--host",
+                HOST,
+                "--port",
+                str(front),
+                *(f"http://{HOST}:{p}" for p in desk_ports),
+            ],
+            health_url=f"http://{HOST}:{front}/healthz",
+            public_url=f"http://{HOST}:{front}/  (agents: /agent, demo / demo)",
+        )
+    )
+    return services
+
+
+def run(services: List[Service] | None = None, supervise: bool = False) -> int:
+    """Start, wait until healthy, print, then watch. `supervise` restarts a service that
+    dies (scale-out: a replica going away must not stop the others)."""
     if not MODEL.exists():
         print(f"No model at {MODEL.relative_to(ROOT)}: run `make train` first.", file=sys.stderr)
         return 2
     (ROOT / "var").mkdir(exist_ok=True)  # the embedded SQLite stores live here
     token = os.environ.get("KEFU_RASA_TOKEN") or secrets.token_urlsafe(24)
     env = {**os.environ, "KEFU_RASA_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    services = services if services is not None else embedded_services(token)
+    if services is None:
+        offset = int(os.environ.get("KEFU_PORT_OFFSET") or 0)
+        services = scaled_services(token, offset=offset) if supervise else embedded_services(token)
 
     stopping = False
 
@@ -159,13 +287,19 @@ def run(services: List[Service] | None = None) -> int:
         if not stopping:
             print("\nkefu is running:")
             for service in services:
-                print(f"  {service.name:<15} {service.public_url}")
+                pid = f"  (pid {service.process.pid})" if supervise and service.process else ""
+                print(f"  {service.name:<15} {service.public_url}{pid}")
             print("Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
             for service in services:
-                if not service.alive():
+                if service.alive():
+                    continue
+                if not supervise:
                     print(f"kefu: {service.name} stopped unexpectedly.", file=sys.stderr)
                     return 1
+                service.start(env)
+                pid = str(service.process.pid) if service.process else "?"
+                print(f"kefu: {service.name} stopped; restarted (pid {pid}).", flush=True)
             time.sleep(0.5)
         return 0
     finally:
