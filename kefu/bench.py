@@ -1,12 +1,12 @@
-"""`make bench`: kefu's Rasa against plain Rasa on the same model, in one run.
+"""`make bench`: kefu through its desk, kefu's Rasa, and plain Rasa, on the same model.
 
 Two Rasa servers load models/kefu.tar.gz on loopback. One uses kefu's endpoints
-(guarded NLG: placeholders, phrasing check, script mirroring); the other is plain
-Rasa with its templated NLG. Simulated visitors send the same conversations to one
-server at a time, in alternating phases (A B B A ...): two TensorFlow processes
-served at once on two cores starve each other unevenly (a control run with two
-identical servers showed a 3x p50 gap), while alternation spreads drift over both.
-The ratio is the figure to read.
+(guarded NLG: placeholders, phrasing check, script mirroring) and has the desk in
+front of it; the other is plain Rasa with its templated NLG. Simulated visitors send
+the same conversations to one path at a time, in alternating phases (desk, plain,
+kefu, kefu, plain, desk): two TensorFlow processes served at once on two cores starve
+each other unevenly (a control run with two identical servers showed a 3x p50 gap),
+while alternation spreads drift over all paths. The ratios are the figures to read.
 Also measured: cold training time, model load time, resident memory.
 """
 
@@ -35,6 +35,9 @@ MODEL = ROOT / "models" / "kefu.tar.gz"
 HOST = "127.0.0.1"
 ACTIONS_PORT = 5155
 SERVERS = {"kefu": 5105, "plain": 5106}
+DESK_PORT = 5180
+PATHS = ("desk", "kefu", "plain")  # what a visitor talks to
+DESK_DB = ROOT / "var" / "bench-desk.db"  # a fresh store per run, removed afterwards
 REQUEST_TIMEOUT_S = 30
 
 # Realistic 6-8 turn conversations drawn from the flows (traditional and emoji too).
@@ -49,10 +52,10 @@ CONVERSATIONS: Sequence[Sequence[str]] = (
         "拜拜",
     ),
     ("在吗", "我要退货", "东西不合适", "为什么要问我名字", "好的谢谢", "没有了", "再见"),
-    ("您好", "收到的东西是坏的😡", "太失望了", "我要投诉", "转人工", "好的", "谢谢"),
-    ("哈喽", "我要轉人工", "謝謝", "再見", "你们服务真好", "拜拜"),
+    ("您好", "收到的东西是坏的😡", "我姓王", "昨天下午", "没有订单号", "换个新的", "没有了"),
+    ("哈喽", "我想退貨", "JD20231118001", "尺碼不合適", "謝謝", "再見"),
     ("早上好", "建议你们周末也发货", "没有了", "你们客服真耐心", "谢谢你", "886"),
-    ("在不在", "我的快递到哪了", "物流三天没更新了", "快点啊", "叫你们领导来", "算了", "拜拜"),
+    ("在不在", "我的快递到哪了", "物流三天没更新了", "快点啊", "2023112000887766", "好的", "拜拜"),
 )
 
 
@@ -91,8 +94,8 @@ class Process(Service):
 
 @dataclass
 class Run:
-    latencies: Dict[str, List[float]] = field(default_factory=lambda: {k: [] for k in SERVERS})
-    errors: Dict[str, int] = field(default_factory=lambda: {k: 0 for k in SERVERS})
+    latencies: Dict[str, List[float]] = field(default_factory=lambda: {k: [] for k in PATHS})
+    errors: Dict[str, int] = field(default_factory=lambda: {k: 0 for k in PATHS})
     wall: Dict[str, float] = field(default_factory=dict)
 
 
@@ -115,15 +118,30 @@ async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: 
 async def visitor(
     session: aiohttp.ClientSession, run: Run, turns: Sequence[str], name: str, progress
 ) -> None:  # type: ignore[no-untyped-def]
-    sender = f"bench-{uuid.uuid4().hex}"
-    url = f"http://{HOST}:{SERVERS[name]}/webhooks/rest/webhook"
+    """One visitor's conversation; only the replies to its messages are timed."""
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    for text in turns:
-        start = time.perf_counter()
+    headers: Dict[str, str] = {}
+    if name == "desk":
+        # Opening the chat (the greeting) is not timed: the REST paths have no opening.
         try:
             async with session.post(
-                url, json={"sender": sender, "message": text}, timeout=timeout
+                f"http://{HOST}:{DESK_PORT}/api/visitor/conversations", json={}, timeout=timeout
             ) as response:
+                opened = await response.json()
+            url = f"http://{HOST}:{DESK_PORT}/api/visitor/conversations/{opened['conversation_id']}/messages"
+            headers = {"Authorization": f"Bearer {opened['token']}"}
+        except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError):
+            run.errors[name] += len(turns)
+            progress.update(len(turns))
+            return
+    else:
+        url = f"http://{HOST}:{SERVERS[name]}/webhooks/rest/webhook"
+    sender = f"bench-{uuid.uuid4().hex}"
+    for text in turns:
+        body = {"text": text} if name == "desk" else {"sender": sender, "message": text}
+        start = time.perf_counter()
+        try:
+            async with session.post(url, json=body, headers=headers, timeout=timeout) as response:
                 await response.read()
                 ok = response.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -135,7 +153,7 @@ async def visitor(
         progress.update(1)
 
 
-PHASES = ("kefu", "plain", "plain", "kefu")
+PHASES = ("desk", "plain", "kefu", "kefu", "plain", "desk")
 
 
 async def load(session: aiohttp.ClientSession, concurrency: int, progress) -> Run:  # type: ignore[no-untyped-def]
@@ -194,6 +212,9 @@ def write_endpoints(folder: Path) -> Dict[str, Path]:
     return {"kefu": kefu, "plain": plain}
 
 
+LABELS = {"desk": "through the desk", "kefu": "kefu's Rasa (REST)", "plain": "plain Rasa (REST)"}
+
+
 def histogram(run: Run, concurrency: int, path: Path) -> None:
     import matplotlib
 
@@ -203,17 +224,17 @@ def histogram(run: Run, concurrency: int, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     top = max(pct(v, 0.99) for v in run.latencies.values()) * 1000
     bins = [top * i / 40 for i in range(41)]
-    for name, colour in (("plain", "#999999"), ("kefu", "#d9480f")):
+    for name, colour in (("plain", "#999999"), ("kefu", "#d9480f"), ("desk", "#1c7ed6")):
         ax.hist(
             [x * 1000 for x in run.latencies[name]],
             bins=bins,
             alpha=0.6,
-            label=f"{name} Rasa (p50 {pct(run.latencies[name], 0.5) * 1000:.0f} ms)",
+            label=f"{LABELS[name]} (p50 {pct(run.latencies[name], 0.5) * 1000:.0f} ms)",
             color=colour,
         )
-    ax.set_xlabel("reply latency (ms), REST webhook, loopback")
+    ax.set_xlabel("reply latency (ms), loopback")
     ax.set_ylabel("messages")
-    ax.set_title(f"kefu vs plain Rasa, same model, {concurrency} concurrent visitors")
+    ax.set_title(f"desk, kefu's Rasa and plain Rasa, same model, {concurrency} visitors")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -252,6 +273,22 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
             str(ROOT / "credentials.yml"),
         ]
         processes.append(Process(name, argv, f"http://{HOST}:{port}/", "", quiet=True))
+    desk_env = {
+        "KEFU_RASA_URL": f"http://{HOST}:{SERVERS['kefu']}",
+        "KEFU_ACTION_SERVER_URL": f"http://{HOST}:{ACTIONS_PORT}",
+        "KEFU_DATABASE_URL": f"sqlite:///{DESK_DB}",
+        "KEFU_RATE_PER_MINUTE": "1000000",  # one IP sends every visitor's messages
+    }
+    processes.append(
+        Process(
+            "desk",
+            [sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", str(DESK_PORT)],
+            f"http://{HOST}:{DESK_PORT}/healthz",
+            "",
+            env=desk_env,
+            quiet=True,
+        )
+    )
     results = []
     try:
         async with aiohttp.ClientSession() as session:
@@ -261,7 +298,7 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
             # Warm-up: every conversation once on each server, so TensorFlow has traced
             # its graphs for these inputs before any phase is timed.
             quiet, scratch = tqdm(disable=True), Run()
-            for name in SERVERS:
+            for name in PATHS:
                 for script in CONVERSATIONS:
                     await visitor(session, scratch, script, name, quiet)
             per_visitor = sum(len(c) for c in CONVERSATIONS) / len(CONVERSATIONS)
@@ -297,14 +334,21 @@ def report(m: Measurement, train_s: float | None, out: Path) -> str:
             }
             for name, v in run.latencies.items()
         }
-        ratio = stats["kefu"]["p50_ms"] / stats["plain"]["p50_ms"]
-        levels[level] = {**stats, "ratio_p50": ratio}
-        k, p = stats["kefu"], stats["plain"]
+        desk_ratio = stats["desk"]["p50_ms"] / stats["plain"]["p50_ms"]
+        kefu_ratio = stats["kefu"]["p50_ms"] / stats["plain"]["p50_ms"]
+        levels[level] = {
+            **stats,
+            "desk_over_plain_p50": desk_ratio,
+            "kefu_over_plain_p50": kefu_ratio,
+        }
+        d, k, p = stats["desk"], stats["kefu"], stats["plain"]
         rows.append(
-            f"| {level} | {k['p50_ms']:.0f} / {k['p95_ms']:.0f} / {k['p99_ms']:.0f} | "
-            f"{p['p50_ms']:.0f} / {p['p95_ms']:.0f} / {p['p99_ms']:.0f} | **{ratio:.2f}×** | "
-            f"{k['messages_per_s']:.1f} / {p['messages_per_s']:.1f} | "
-            f"{k['errors']:.0f} / {p['errors']:.0f} |"
+            f"| {level} | {d['p50_ms']:.0f} / {d['p95_ms']:.0f} / {d['p99_ms']:.0f} | "
+            f"{k['p50_ms']:.0f} / {k['p95_ms']:.0f} / {k['p99_ms']:.0f} | "
+            f"{p['p50_ms']:.0f} / {p['p95_ms']:.0f} / {p['p99_ms']:.0f} | "
+            f"**{desk_ratio:.2f}×** | {kefu_ratio:.2f}× | "
+            f"{d['messages_per_s']:.1f} / {k['messages_per_s']:.1f} / {p['messages_per_s']:.1f} | "
+            f"{d['errors']:.0f} / {k['errors']:.0f} / {p['errors']:.0f} |"
         )
     summary = {
         "levels": levels,
@@ -314,18 +358,20 @@ def report(m: Measurement, train_s: float | None, out: Path) -> str:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     md = [
-        "# kefu vs plain Rasa on the same model",
+        "# The desk, kefu's Rasa and plain Rasa on the same model",
         "",
-        "Both servers load `models/kefu.tar.gz` and share one action server, on 127.0.0.1. "
-        "`kefu` uses kefu's NLG (placeholders, phrasing guard, script mirroring); `plain` is "
-        "Rasa's templated NLG. Each simulated visitor runs a 6–7 turn conversation; the same "
-        "visitors run against one server at a time in phases kefu, plain, plain, kefu (two "
-        "TensorFlow servers loaded at once on two cores starve each other unevenly). Latency "
-        "is per reply through the REST webhook, with one Rasa process each.",
+        "Two Rasa servers load `models/kefu.tar.gz` and share one action server, on 127.0.0.1. "
+        "`kefu` uses kefu's NLG (placeholders, phrasing guard, script mirroring) and has the "
+        "desk in front of it (`desk`: the visitor API, SQLite store, Rasa's REST webhook "
+        "behind it); `plain` is Rasa's templated NLG. Each simulated visitor runs a 6–7 turn "
+        "conversation from the flows; the same visitors run against one path at a time in "
+        "phases desk, plain, kefu, kefu, plain, desk. Latency is per reply, one Rasa process "
+        "each, on this 2-core machine.",
         "",
-        "| visitors | kefu p50 / p95 / p99 ms | plain p50 / p95 / p99 ms | kefu ÷ plain p50 | "
-        "msg/s kefu / plain | errors kefu / plain |",
-        "|---|---|---|---|---|---|",
+        "| visitors | desk p50 / p95 / p99 ms | kefu REST p50 / p95 / p99 ms | "
+        "plain REST p50 / p95 / p99 ms | desk ÷ plain p50 | kefu ÷ plain p50 | "
+        "msg/s desk / kefu / plain | errors desk / kefu / plain |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "| process | ready after (s) | resident memory (MB) |",
@@ -345,7 +391,9 @@ def report(m: Measurement, train_s: float | None, out: Path) -> str:
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kefu.bench")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
-    parser.add_argument("--levels", default="10,50", help="concurrent visitors, comma-separated")
+    parser.add_argument(
+        "--levels", default="10,50,200", help="concurrent visitors, comma-separated"
+    )
     parser.add_argument("--no-train", action="store_true", help="skip the cold training run")
     args = parser.parse_args(argv)
     if not MODEL.exists():
@@ -358,7 +406,12 @@ def main(argv: List[str] | None = None) -> int:
         print("bench: timing a full training run with an empty cache…", flush=True)
         train_s = cold_train_seconds()
     with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmp:
-        measurement = asyncio.run(measure(write_endpoints(Path(tmp)), levels, args.out))
+        DESK_DB.parent.mkdir(exist_ok=True)
+        try:
+            measurement = asyncio.run(measure(write_endpoints(Path(tmp)), levels, args.out))
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{DESK_DB}{suffix}").unlink(missing_ok=True)
     print(report(measurement, train_s, args.out))
     return 0
 
