@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 from aiohttp import WSMsgType, web
 
-from kefu.desk.inputs import BadInput, clean_text, error, json_body
+from kefu.desk.inputs import BadInput, clean_text, error, json_body, visible
 from kefu.desk.keys import CONFIG, DESK, LIMITER
 from kefu.desk.service import NotAllowed
 from kefu.store.conversations import Conversation
@@ -56,7 +56,7 @@ async def open_conversation(request: web.Request) -> web.Response:
     body = await json_body(request)
     metadata: Dict[str, Any] = {}
     if isinstance(body.get("timezone"), str):
-        metadata["timezone"] = body["timezone"][:64]
+        metadata["timezone"] = visible(body["timezone"])[:64]
     conversation, token, replies = await request.app[DESK].open(metadata)
     return web.json_response(
         {
@@ -87,7 +87,7 @@ async def visitor_message(request: web.Request) -> web.Response:
         return refused
     metadata: Dict[str, Any] = {}
     if isinstance(body.get("timezone"), str):
-        metadata["timezone"] = body["timezone"][:64]
+        metadata["timezone"] = visible(body["timezone"])[:64]
     replies = await request.app[DESK].visitor_message(conversation, text, metadata)
     return web.json_response(
         {
@@ -171,7 +171,7 @@ async def agent_login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadInput(422, "invalid_credentials", "请输入用户名和密码。")
-    result = await request.app[DESK].login(username[:64], password[:256])
+    result = await request.app[DESK].login(visible(username)[:64], password[:256])
     if result is None:
         return error(401, "unauthorized", "用户名或密码错误。")
     token, expires = result
@@ -247,9 +247,8 @@ async def agent_check(request: web.Request) -> web.Response:
     text = body.get("text")
     if not isinstance(text, str):
         raise BadInput(422, "invalid_text", "text 必须是字符串。")
-    return web.json_response(
-        request.app[DESK].check_agent_text(text[: request.app[CONFIG].max_text])
-    )
+    text = visible(text)[: request.app[CONFIG].max_text]  # what a reply would carry
+    return web.json_response(request.app[DESK].check_agent_text(text))
 
 
 async def agent_phrases(request: web.Request) -> web.Response:

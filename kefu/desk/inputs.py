@@ -43,10 +43,15 @@ async def json_body(request: web.Request) -> Dict[str, Any]:
     return body
 
 
+def visible(text: str) -> str:
+    """The text without control, zero-width and direction characters or lone surrogates."""
+    return _INVISIBLE.sub("", text).strip()
+
+
 def clean_text(value: Any, limit: int) -> str:
     if not isinstance(value, str):
         raise BadInput(422, "invalid_text", "text 必须是字符串。")
-    text = _INVISIBLE.sub("", value).strip()
+    text = visible(value)
     if not text:
         raise BadInput(422, "empty_text", "消息内容不能为空。")
     if len(text) > limit:
