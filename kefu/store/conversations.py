@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from kefu.store.records import SCHEMA_LOCK, StoreError, store_url
 
+logger = logging.getLogger(__name__)
 MODES = ("bot", "queued", "agent", "callback", "closed")
 SENDERS = ("visitor", "bot", "agent")
 
@@ -319,13 +322,18 @@ CREATE INDEX IF NOT EXISTS conversations_status ON conversations (status, priori
 CREATE INDEX IF NOT EXISTS conversations_idle ON conversations (status, idle_deadline);
 CREATE TABLE IF NOT EXISTS messages (
   conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
-  text TEXT NOT NULL, created_at {ts} NOT NULL, PRIMARY KEY (conversation_id, seq));
+  text TEXT NOT NULL, created_at {ts} NOT NULL, msg_id TEXT,
+  PRIMARY KEY (conversation_id, seq));
 CREATE TABLE IF NOT EXISTS agents (
   username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, display_name TEXT NOT NULL,
   last_seen {ts});
 CREATE TABLE IF NOT EXISTS agent_sessions (
   token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at {ts} NOT NULL)
 """
+
+
+# Stores made before messages had an id of their own get the column and its index.
+_MSG_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (msg_id)"
 
 
 class SQLiteConversationStore(ConversationStore):
@@ -348,6 +356,11 @@ class SQLiteConversationStore(ConversationStore):
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA busy_timeout=10000")
             await db.executescript(_SCHEMA.format(ts="TEXT"))
+            async with db.execute("PRAGMA table_info(messages)") as cursor:
+                columns = {row[1] for row in await cursor.fetchall()}
+            if "msg_id" not in columns:
+                await db.execute("ALTER TABLE messages ADD COLUMN msg_id TEXT")
+            await db.execute(_MSG_ID_INDEX)
             await db.commit()
             self._db = db
         return self._db
@@ -422,8 +435,31 @@ def _numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
+# A store outage of about four seconds is absorbed; longer ones answer 503.
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+
+
+def _transient(error: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        error,
+        (
+            OSError,
+            asyncio.TimeoutError,
+            asyncpg.InterfaceError,  # includes a connection that went away
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+        ),
+    )
+
+
 class PostgresConversationStore(ConversationStore):
-    """asyncpg with a pool sized by KEFU_DB_POOL (replicas × pool ≤ max_connections)."""
+    """asyncpg with a pool sized by KEFU_DB_POOL (replicas × pool ≤ max_connections).
+
+    Lost connections are retried with backoff. A message insert carries an id of its
+    own, so a retry after a connection lost during the commit cannot store it twice.
+    """
 
     dialect = "postgresql"
 
@@ -439,50 +475,67 @@ class PostgresConversationStore(ConversationStore):
 
         async with self._lock:
             if self._pool is None:
+                pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    timeout=5,
+                    command_timeout=10,
+                    server_settings=self.server_settings,
+                )
                 try:
-                    pool = await asyncpg.create_pool(
-                        self.url,
-                        min_size=1,
-                        max_size=self.pool_size,
-                        timeout=10,
-                        server_settings=self.server_settings,
-                    )
                     async with pool.acquire() as c, c.transaction():
                         await c.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK + 1)
                         for statement in _SCHEMA.format(ts="TIMESTAMPTZ").split(";"):
                             if statement.strip():
                                 await c.execute(statement)
-                except (OSError, asyncpg.PostgresError) as e:
-                    raise StoreError(f"cannot reach PostgreSQL: {e}") from e
+                        await c.execute("ALTER TABLE messages ADD COLUMN IF NOT EXISTS msg_id TEXT")
+                        await c.execute(_MSG_ID_INDEX)
+                except BaseException:
+                    await pool.close()
+                    raise
                 self._pool = pool
         return self._pool
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+    async def _attempt(self, operation: Any) -> Any:
         import asyncpg
 
-        pool = await self._get_pool()
-        try:
-            await pool.execute(_numbered(sql), *args)
-        except (OSError, asyncpg.PostgresError) as e:
-            raise StoreError(f"PostgreSQL: {e}") from e
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await operation(await self._get_pool())
+            except StoreError:
+                raise
+            except asyncpg.PostgresError as e:
+                if not _transient(e):
+                    raise StoreError(f"PostgreSQL: {e}") from e
+                error: BaseException = e
+            except Exception as e:
+                if not _transient(e):
+                    raise
+                error = e
+            if delay is None:
+                raise StoreError(f"PostgreSQL unavailable: {error!r}") from error
+            logger.warning("PostgreSQL unavailable (%r); retrying in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        await self._attempt(lambda pool: pool.execute(_numbered(sql), *args))
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> List[Dict[str, Any]]:
-        import asyncpg
-
-        pool = await self._get_pool()
-        try:
-            return [dict(r) for r in await pool.fetch(_numbered(sql), *args)]
-        except (OSError, asyncpg.PostgresError) as e:
-            raise StoreError(f"PostgreSQL: {e}") from e
+        rows = await self._attempt(lambda pool: pool.fetch(_numbered(sql), *args))
+        return [dict(r) for r in rows]
 
     async def _next_seq_and_insert(
         self, conversation_id: str, sender: str, text: str, now: datetime
     ) -> int:
-        import asyncpg
+        msg_id = uuid.uuid4().hex  # the same on every retry: stored at most once
 
-        pool = await self._get_pool()
-        try:
+        async def insert(pool: Any) -> int:
             async with pool.acquire() as c, c.transaction():
+                done = await c.fetchval("SELECT seq FROM messages WHERE msg_id = $1", msg_id)
+                if done is not None:
+                    return int(done)  # the first attempt committed before the connection broke
                 seq = await c.fetchval(
                     "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 "
                     "WHERE id = $2 RETURNING last_seq",
@@ -492,17 +545,18 @@ class PostgresConversationStore(ConversationStore):
                 if seq is None:
                     raise StoreError(f"no conversation {conversation_id}")
                 await c.execute(
-                    "INSERT INTO messages (conversation_id, seq, sender, text, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO messages (conversation_id, seq, sender, text, created_at, msg_id) "
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
                     conversation_id,
                     seq,
                     sender,
                     text,
                     now,
+                    msg_id,
                 )
                 return int(seq)
-        except (OSError, asyncpg.PostgresError) as e:
-            raise StoreError(f"PostgreSQL: {e}") from e
+
+        return int(await self._attempt(insert))
 
     async def close(self) -> None:
         if self._pool is not None:
