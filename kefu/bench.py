@@ -38,6 +38,7 @@ SERVERS = {"kefu": 5105, "plain": 5106}
 DESK_PORT = 5180
 PATHS = ("desk", "kefu", "plain")  # what a visitor talks to
 DESK_DB = ROOT / "var" / "bench-desk.db"  # a fresh store per run, removed afterwards
+BENCH_TOKEN = "kefu-bench-token"
 REQUEST_TIMEOUT_S = 30
 
 # Realistic 6-8 turn conversations drawn from the flows (traditional and emoji too).
@@ -97,6 +98,7 @@ class Run:
     latencies: Dict[str, List[float]] = field(default_factory=lambda: {k: [] for k in PATHS})
     errors: Dict[str, int] = field(default_factory=lambda: {k: 0 for k in PATHS})
     wall: Dict[str, float] = field(default_factory=dict)
+    left_bot: int = 0  # desk replies whose mode was not "bot" (they skip Rasa)
 
 
 async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: float) -> None:
@@ -142,9 +144,11 @@ async def visitor(
         start = time.perf_counter()
         try:
             async with session.post(url, json=body, headers=headers, timeout=timeout) as response:
-                await response.read()
+                raw = await response.read()
                 ok = response.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+            if ok and name == "desk" and json.loads(raw).get("mode") != "bot":
+                run.left_bot += 1
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             ok = False
         if ok:
             run.latencies[name].append(time.perf_counter() - start)
@@ -271,10 +275,14 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
             str(endpoints[name]),
             "--credentials",
             str(ROOT / "credentials.yml"),
+            "--enable-api",  # the desk opens chats through it (trigger_intent)
+            "--auth-token",
+            BENCH_TOKEN,
         ]
         processes.append(Process(name, argv, f"http://{HOST}:{port}/", "", quiet=True))
     desk_env = {
         "KEFU_RASA_URL": f"http://{HOST}:{SERVERS['kefu']}",
+        "KEFU_RASA_TOKEN": BENCH_TOKEN,
         "KEFU_ACTION_SERVER_URL": f"http://{HOST}:{ACTIONS_PORT}",
         "KEFU_DATABASE_URL": f"sqlite:///{DESK_DB}",
         "KEFU_RATE_PER_MINUTE": "1000000",  # one IP sends every visitor's messages
@@ -348,7 +356,7 @@ def report(m: Measurement, train_s: float | None, out: Path) -> str:
             f"{p['p50_ms']:.0f} / {p['p95_ms']:.0f} / {p['p99_ms']:.0f} | "
             f"**{desk_ratio:.2f}×** | {kefu_ratio:.2f}× | "
             f"{d['messages_per_s']:.1f} / {k['messages_per_s']:.1f} / {p['messages_per_s']:.1f} | "
-            f"{d['errors']:.0f} / {k['errors']:.0f} / {p['errors']:.0f} |"
+            f"{d['errors']:.0f} / {k['errors']:.0f} / {p['errors']:.0f} | {run.left_bot} |"
         )
     summary = {
         "levels": levels,
@@ -370,8 +378,8 @@ def report(m: Measurement, train_s: float | None, out: Path) -> str:
         "",
         "| visitors | desk p50 / p95 / p99 ms | kefu REST p50 / p95 / p99 ms | "
         "plain REST p50 / p95 / p99 ms | desk ÷ plain p50 | kefu ÷ plain p50 | "
-        "msg/s desk / kefu / plain | errors desk / kefu / plain |",
-        "|---|---|---|---|---|---|---|---|",
+        "msg/s desk / kefu / plain | errors desk / kefu / plain | desk replies not in bot mode |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "| process | ready after (s) | resident memory (MB) |",
