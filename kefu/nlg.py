@@ -16,6 +16,7 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from kefu import rasa_runtime
 from kefu.phrasing.context import ReplyContext, surname_of, title_for
 from kefu.phrasing.guard import Guard
 from kefu.policy import load_policy
@@ -33,6 +34,7 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
     ) -> None:
         super().__init__((domain or Domain.empty()).responses)
         self.guard = guard or Guard(load_policy())
+        rasa_runtime.install()  # kefu's Rasa builds its NLG once, at start-up
 
     async def generate(
         self,
