@@ -13,7 +13,7 @@ MODEL_INPUTS := config.yml domain.yml $(shell find data kefu/nlu kefu/policies -
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help setup train run run-scaled test validate lint eval bench bench-nlu clean
+.PHONY: help setup train run run-scaled test validate lint eval bench bench-nlu soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp20
 
 bench: $(MODEL) ## kefu vs plain Rasa on the same model, cold training time, memory: reports/bench/
 	@$(PY) -m kefu.bench --out reports/bench
+
+soak: $(MODEL) ## 200 visitors for 10 minutes through the desk; fails on any lost message: reports/soak.json
+	@$(PY) -m kefu.soak --visitors 200 --seconds 600 --out reports/soak.json
 
 clean: ## remove models, reports of the last run and caches (keeps .venv)
 	rm -rf models reports/stories .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,9 @@
-"""A fix for Rasa 3.6's hot path, installed once per Rasa process by kefu's NLG.
+"""Fixes for Rasa 3.6, installed once per Rasa process by kefu's NLG.
 
+1. The action-server deadline. Rasa waits 300 s for a custom action and offers no
+   setting; kefu sets it from KEFU_ACTION_TIMEOUT_S (8 s by default: under the desk's
+   10 s, above an order lookup's 5 s).
+2. The hot path.
 Profiled (cProfile, `handle_message` in-process): 64% of a message's time went into
 `RemoteAction._validate_action_result`, because `jsonschema.validate()` checks the
 constant response schema against the draft 2020-12 meta-schema on every call. Here
@@ -10,9 +14,11 @@ Rasa's own.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Dict
 
 _installed = False
+DEFAULT_ACTION_TIMEOUT_S = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,12 +49,22 @@ def _validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
         raise e
 
 
+def action_timeout_s() -> int:
+    raw = os.environ.get("KEFU_ACTION_TIMEOUT_S", "")
+    try:
+        return max(1, int(float(raw))) if raw else DEFAULT_ACTION_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_ACTION_TIMEOUT_S
+
+
 def install() -> None:
-    """Idempotent: replace RemoteAction's per-call schema check with the compiled one."""
+    """Idempotent: the compiled schema check, and the action-server deadline."""
     global _installed
     if _installed:
         return
-    from rasa.core.actions.action import RemoteAction
+    from rasa.core.actions import action
 
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    action.RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    # Read by RemoteAction.run at call time (`timeout=DEFAULT_REQUEST_TIMEOUT`).
+    action.DEFAULT_REQUEST_TIMEOUT = action_timeout_s()  # type: ignore[attr-defined]
     _installed = True

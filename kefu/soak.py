@@ -53,7 +53,8 @@ class SoakResult:
     silent: int = 0
     retried_429: int = 0
     errors: int = 0
-    modes: Dict[str, int] = field(default_factory=dict)
+    modes: Dict[str, int] = field(default_factory=dict)  # each conversation's last mode
+    replies_by_mode: Dict[str, int] = field(default_factory=dict)  # per accepted message
 
     @property
     def ok(self) -> bool:
@@ -103,6 +104,8 @@ async def one_visitor(
                 v.sent.append(text)
                 result.accepted += 1
                 v.replies += len(body.get("replies") or [])
+                mode = str(body.get("mode"))
+                result.replies_by_mode[mode] = result.replies_by_mode.get(mode, 0) + 1
                 if body.get("mode") == "bot" and not body.get("replies"):
                     v.silent_in_bot_mode += 1
             break
@@ -160,6 +163,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kefu.soak")
     parser.add_argument("--visitors", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument(
+        "--pause", type=float, default=5.0, help="mean seconds a visitor takes between turns"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "soak.json")
     args = parser.parse_args(argv)
     from kefu.runner import MODEL, embedded_services
@@ -186,9 +192,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return 1
             time.sleep(1)
         print(
-            f"soak: {args.visitors} visitors for {args.seconds:.0f} s through the desk…", flush=True
+            f"soak: {args.visitors} visitors for {args.seconds:.0f} s through the desk, "
+            f"about {args.pause:g} s between turns…",
+            flush=True,
         )
-        result = asyncio.run(soak("http://127.0.0.1:8080", args.visitors, args.seconds))
+        result = asyncio.run(
+            soak("http://127.0.0.1:8080", args.visitors, args.seconds, pause_s=args.pause)
+        )
     finally:
         for service in reversed(services):
             service.stop()

@@ -47,3 +47,18 @@ def test_the_schema_is_checked_once(monkeypatch):
         rasa_runtime.action_result_validator().validate(VALID)
     assert len(calls) == 1
     rasa_runtime.action_result_validator.cache_clear()
+
+
+def test_the_action_server_deadline_comes_from_the_environment(monkeypatch):
+    from rasa.core.actions import action
+
+    monkeypatch.setattr(rasa_runtime, "_installed", False)
+    monkeypatch.setattr(action, "DEFAULT_REQUEST_TIMEOUT", 300)
+    monkeypatch.setattr(
+        RemoteAction, "_validate_action_result", RemoteAction._validate_action_result
+    )
+    monkeypatch.setenv("KEFU_ACTION_TIMEOUT_S", "6")
+    rasa_runtime.install()
+    assert action.DEFAULT_REQUEST_TIMEOUT == 6
+    monkeypatch.setenv("KEFU_ACTION_TIMEOUT_S", "soon")
+    assert rasa_runtime.action_timeout_s() == rasa_runtime.DEFAULT_ACTION_TIMEOUT_S

@@ -8,6 +8,7 @@ desk itself sends goes through the phrasing guard, like the bot's own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -23,7 +24,6 @@ from kefu.phrasing.context import ReplyContext
 from kefu.phrasing.guard import Guard
 from kefu.policy.loader import Policy
 from kefu.script import detect_script
-from kefu.store import StoreError, open_store
 from kefu.store.conversations import Conversation, ConversationStore, Message, utcnow
 from kefu.store.records import RecordStore
 
@@ -361,12 +361,13 @@ class Desk:
     async def ensure_agents(self) -> None:
         for username, password in self.config.agents:
             agent = await self.store.agent(username)
-            if agent is None or not verify_password(password, agent.password_hash):
-                await self.store.upsert_agent(username, hash_password(password), username)
+            if agent is None or not await _verify(password, agent.password_hash):
+                hashed = await asyncio.to_thread(hash_password, password)
+                await self.store.upsert_agent(username, hashed, username)
 
     async def login(self, username: str, password: str) -> Optional[Tuple[str, datetime]]:
         agent = await self.store.agent(username)
-        if agent is None or not verify_password(password, agent.password_hash):
+        if agent is None or not await _verify(password, agent.password_hash):
             return None
         token = new_token()
         expires = utcnow() + timedelta(seconds=self.config.agent_token_ttl_s)
@@ -442,8 +443,6 @@ class Desk:
         await self.set_mode(conversation, status="closed", idle_deadline=None)
 
 
-def open_records(url: Optional[str]) -> RecordStore:
-    try:
-        return open_store(url)
-    except StoreError:
-        raise
+async def _verify(password: str, stored: str) -> bool:
+    """scrypt takes tens of milliseconds of CPU: off the event loop."""
+    return await asyncio.to_thread(verify_password, password, stored)
