@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -103,6 +107,22 @@ def bubbles(driver, selector=".messages .bubble"):
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
 
 
+def open_in_queue(driver, conversation_id):
+    """Click this conversation in the console's queue; the list re-renders on every live
+    event, so find it afresh until the click lands. Returns its badge text."""
+
+    def click(d):
+        try:
+            item = d.find_element(By.CSS_SELECTOR, f"#queue .item[data-id='{conversation_id}']")
+            badge = item.find_element(By.CSS_SELECTOR, ".badge").text
+            item.click()
+            return badge or True
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+
+    return wait(driver, click)
+
+
 def has_bubble(driver, needle):
     return lambda d: any(needle in t for t in bubbles(d))
 
@@ -140,10 +160,9 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
     assert "排队" in status or "回电" in status
     browser.save_screenshot(str(SHOTS / "visitor-waiting.png"))
 
+    visitor = browser.execute_script("return JSON.parse(sessionStorage.getItem('kefu.visitor'))")
     browser.switch_to.window(agent_tab)
-    item = wait(browser, ec.element_to_be_clickable((By.CSS_SELECTOR, "#queue .item")))
-    assert "转人工" in item.find_element(By.CSS_SELECTOR, ".badge").text
-    item.click()
+    assert "转人工" in open_in_queue(browser, visitor["id"])
     wait(browser, ec.visibility_of_element_located((By.ID, "detail")))
     assert "ask_human" in browser.find_element(By.ID, "summary").text
     browser.find_element(By.ID, "claim").click()
@@ -279,11 +298,7 @@ def test_fifty_xss_payloads_render_as_text_on_both_pages(stack, browser):
         browser.find_element(By.ID, "username").send_keys("demo")
         browser.find_element(By.ID, "password").send_keys("demo")
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
-    item = wait(
-        browser,
-        ec.element_to_be_clickable((By.CSS_SELECTOR, f"#queue .item[data-id='{visitor['id']}']")),
-    )
-    item.click()
+    open_in_queue(browser, visitor["id"])
     wait(browser, has_bubble(browser, XSS[-1]), timeout=40)
     assert no_script_ran(browser)
     assert not browser.find_elements(
