@@ -15,7 +15,7 @@ from rasa_sdk.types import DomainDict
 from actions import config, records
 from actions.base import PhraseAction
 from actions.handoff import decision_for, hand_over
-from actions.orders import check_order_id
+from actions.orders import OrderIdValidation
 
 COMPLAINT_SLOTS = ("complaint_what", "complaint_when", "complaint_want", "name_answer")
 DECLINE = ("不想说", "不方便", "不用", "不告诉", "保密", "算了", "随便")
@@ -36,7 +36,11 @@ def name_from_answer(text: str, entities: List[Dict[str, Any]]) -> Optional[str]
     return match.group(1) if match else None
 
 
-class ValidateComplaintForm(FormValidationAction):
+class ValidateComplaintForm(OrderIdValidation, FormValidationAction):
+    """What happened, when and what the visitor wants are kept as they said them."""
+
+    order_id_optional = True
+
     def name(self) -> Text:
         return "validate_complaint_form"
 
@@ -63,42 +67,6 @@ class ValidateComplaintForm(FormValidationAction):
         name = name_from_answer(str(slot_value or ""), entities)
         # Declining is fine: the visitor is then addressed as 您.
         return {"name_answer": "given" if name else "declined", "name": name}
-
-    async def validate_complaint_what(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        return {"complaint_what": str(slot_value).strip() or None}
-
-    async def validate_complaint_when(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        return {"complaint_when": str(slot_value).strip() or None}
-
-    async def validate_complaint_want(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        return {"complaint_want": str(slot_value).strip() or None}
-
-    async def validate_order_id(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        return check_order_id(slot_value, dispatcher, tracker, optional=True)
 
 
 class ActionAskNameAnswer(PhraseAction):

@@ -69,9 +69,10 @@ def check_order_id(
     return {"order_id": None, "order_id_failures": failures}
 
 
-class ValidateOrderForm(FormValidationAction):
-    def name(self) -> Text:
-        return "validate_order_form"
+class OrderIdValidation:
+    """`validate_order_id` for every form that asks for an order id."""
+
+    order_id_optional = False  # the complaint form takes 没有 for an answer
 
     async def validate_order_id(
         self,
@@ -80,7 +81,12 @@ class ValidateOrderForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        return check_order_id(slot_value, dispatcher, tracker)
+        return check_order_id(slot_value, dispatcher, tracker, optional=self.order_id_optional)
+
+
+class ValidateOrderForm(OrderIdValidation, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_order_form"
 
 
 class ActionAskOrderId(Action):

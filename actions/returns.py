@@ -14,7 +14,7 @@ from rasa_sdk.types import DomainDict
 from actions import config, records
 from actions.api.orders import OrderClient, OrderLookupError, OrderNotFound
 from actions.base import PhraseAction
-from actions.orders import check_order_id, find_order_id, spoken_duration
+from actions.orders import OrderIdValidation, find_order_id, spoken_duration
 from kefu import returns
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ STEPS = {
 }
 
 
-class ValidateReturnForm(FormValidationAction):
+class ValidateReturnForm(OrderIdValidation, FormValidationAction):
     def name(self) -> Text:
         return "validate_return_form"
 
@@ -42,15 +42,6 @@ class ValidateReturnForm(FormValidationAction):
         if value is None and slot_value == "退换货":
             value = None  # both named: ask which one
         return {"return_type": value}
-
-    async def validate_order_id(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        return check_order_id(slot_value, dispatcher, tracker)
 
     async def validate_return_reason(
         self,

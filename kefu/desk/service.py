@@ -229,14 +229,8 @@ class Desk:
                 summary=summary,
                 idle_deadline=None,
             )
-            ahead = await self.store.queue_ahead(conversation)
             return [
-                await self.say(
-                    conversation,
-                    "queue_position",
-                    ahead=ahead,
-                    wait=spoken_minutes((ahead + 1) * escalation.minutes_per_conversation),
-                )
+                await self.say(conversation, "queue_position", **await self._queue(conversation))
             ]
         why = (
             "现在是人工客服的休息时间" if not escalation.hours.covers(now) else "人工客服暂时都在忙"
@@ -298,16 +292,8 @@ class Desk:
                 summary=conversation.summary,
             )
         if conversation.status == "queued" and intent == "urge":
-            ahead = await self.store.queue_ahead(conversation)
             replies.append(
-                await self.say(
-                    conversation,
-                    "queue_urge",
-                    ahead=ahead,
-                    wait=spoken_minutes(
-                        (ahead + 1) * self.policy.escalation.minutes_per_conversation
-                    ),
-                )
+                await self.say(conversation, "queue_urge", **await self._queue(conversation))
             )
         await self._tell_rasa(
             conversation, [event] + [{"event": "bot", "text": m.text} for m in replies]
@@ -316,8 +302,9 @@ class Desk:
 
     async def queue_info(self, conversation: Conversation) -> Optional[Dict[str, Any]]:
         """Place in the queue and the estimated wait, while queued."""
-        if conversation.status != "queued":
-            return None
+        return await self._queue(conversation) if conversation.status == "queued" else None
+
+    async def _queue(self, conversation: Conversation) -> Dict[str, Any]:
         ahead = await self.store.queue_ahead(conversation)
         minutes = (ahead + 1) * self.policy.escalation.minutes_per_conversation
         return {"ahead": ahead, "wait": spoken_minutes(minutes)}
