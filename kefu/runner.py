@@ -67,58 +67,88 @@ class Service:
             pass
 
 
+def orders_service(port: int = 8090, name: str = "demo orders") -> Service:
+    return Service(
+        name=name,
+        argv=[
+            sys.executable,
+            "-m",
+            "kefu.orders.demo_backend",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        health_url=f"http://{HOST}:{port}/healthz",
+        public_url=f"http://{HOST}:{port}",
+    )
+
+
+def actions_service(
+    port: int = 5055, name: str = "action server", env: Dict[str, str] | None = None
+) -> Service:
+    return Service(
+        name=name,
+        argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
+        health_url=f"http://{HOST}:{port}/health",
+        public_url=f"http://{HOST}:{port}",
+        env={**(env or {}), "SANIC_HOST": HOST},
+    )
+
+
+def rasa_service(
+    rasa_token: str,
+    port: int = 5005,
+    name: str = "rasa",
+    endpoints: str = "endpoints.yml",
+    env: Dict[str, str] | None = None,
+) -> Service:
+    return Service(
+        name=name,
+        argv=[
+            str(Path(sys.executable).parent / "rasa"),
+            "run",
+            "--model",
+            str(MODEL),
+            "--interface",
+            HOST,
+            "--port",
+            str(port),
+            "--enable-api",
+            "--auth-token",
+            rasa_token,
+            "--credentials",
+            "credentials.yml",
+            "--endpoints",
+            endpoints,
+        ],
+        health_url=f"http://{HOST}:{port}/",
+        public_url=f"http://{HOST}:{port}",
+        env=dict(env or {}),
+    )
+
+
+def desk_service(
+    port: int = 8080,
+    name: str = "desk",
+    env: Dict[str, str] | None = None,
+    public_url: str | None = None,
+) -> Service:
+    return Service(
+        name=name,
+        argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", str(port)],
+        health_url=f"http://{HOST}:{port}/healthz",
+        public_url=public_url or f"http://{HOST}:{port}",
+        env=dict(env or {}),
+    )
+
+
 def embedded_services(rasa_token: str) -> List[Service]:
-    bin_dir = Path(sys.executable).parent
     return [
-        Service(
-            name="demo orders",
-            argv=[
-                sys.executable,
-                "-m",
-                "kefu.orders.demo_backend",
-                "--host",
-                HOST,
-                "--port",
-                "8090",
-            ],
-            health_url=f"http://{HOST}:8090/healthz",
-            public_url=f"http://{HOST}:8090",
-        ),
-        Service(
-            name="action server",
-            argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", "5055"],
-            health_url=f"http://{HOST}:5055/health",
-            public_url=f"http://{HOST}:5055",
-            env={"SANIC_HOST": HOST},
-        ),
-        Service(
-            name="rasa",
-            argv=[
-                str(bin_dir / "rasa"),
-                "run",
-                "--model",
-                str(MODEL),
-                "--interface",
-                HOST,
-                "--port",
-                "5005",
-                "--enable-api",
-                "--auth-token",
-                rasa_token,
-                "--credentials",
-                "credentials.yml",
-                "--endpoints",
-                "endpoints.yml",
-            ],
-            health_url=f"http://{HOST}:5005/",
-            public_url=f"http://{HOST}:5005",
-        ),
-        Service(
-            name="desk",
-            argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", "8080"],
-            health_url=f"http://{HOST}:8080/healthz",
-            public_url=f"http://{HOST}:8080/  (agents: /agent, demo / demo)",
-        ),
+        orders_service(),
+        actions_service(),
+        rasa_service(rasa_token),
+        desk_service(public_url=f"http://{HOST}:8080/  (agents: /agent, demo / demo)"),
     ]
 
 
@@ -145,7 +175,6 @@ def scaled_services(rasa_token: str, replicas: int = 2, offset: int = 0) -> List
     Ports: Rasa 5005+i, actions 5055+i, desks 8081+i, front 8080, demo orders 8090, all
     shifted by `offset` (KEFU_PORT_OFFSET) so a second stack can run beside the first.
     """
-    bin_dir = Path(sys.executable).parent
     env = {k: os.environ.get(k, v) for k, v in SCALED_DEFAULTS.items()}
     pg = (
         f"postgresql://{env['KEFU_PG_USER']}"
@@ -159,73 +188,24 @@ def scaled_services(rasa_token: str, replicas: int = 2, offset: int = 0) -> List
     actions = [5055 + offset + i for i in range(replicas)]
     desk_ports = [FRONT_PORT + offset + 1 + i for i in range(replicas)]
     front = FRONT_PORT + offset
-    services = [
-        Service(
-            name="demo orders",
-            argv=[
-                sys.executable,
-                "-m",
-                "kefu.orders.demo_backend",
-                "--host",
-                HOST,
-                "--port",
-                str(orders),
-            ],
-            health_url=f"http://{HOST}:{orders}/healthz",
-            public_url=f"http://{HOST}:{orders}",
+    services = [orders_service(orders)]
+    services += [actions_service(port, f"actions-{i + 1}", env) for i, port in enumerate(actions)]
+    services += [
+        rasa_service(
+            rasa_token,
+            port,
+            f"rasa-{i + 1}",
+            "endpoints.scaled.yml",
+            {**env, "KEFU_ACTION_URL": f"http://{HOST}:{actions[i]}/webhook"},
         )
+        for i, port in enumerate(rasa)
     ]
-    for i, port in enumerate(actions):
-        services.append(
-            Service(
-                name=f"actions-{i + 1}",
-                argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
-                health_url=f"http://{HOST}:{port}/health",
-                public_url=f"http://{HOST}:{port}",
-                env={**env, "SANIC_HOST": HOST},
-            )
-        )
-    for i, port in enumerate(rasa):
-        services.append(
-            Service(
-                name=f"rasa-{i + 1}",
-                argv=[
-                    str(bin_dir / "rasa"),
-                    "run",
-                    "--model",
-                    str(MODEL),
-                    "--interface",
-                    HOST,
-                    "--port",
-                    str(port),
-                    "--enable-api",
-                    "--auth-token",
-                    rasa_token,
-                    "--credentials",
-                    "credentials.yml",
-                    "--endpoints",
-                    "endpoints.scaled.yml",
-                ],
-                health_url=f"http://{HOST}:{port}/",
-                public_url=f"http://{HOST}:{port}",
-                env={**env, "KEFU_ACTION_URL": f"http://{HOST}:{actions[i]}/webhook"},
-            )
-        )
     desk_env = {
         **env,
         "KEFU_RASA_URL": ",".join(f"http://{HOST}:{p}" for p in rasa),
         "KEFU_ACTION_SERVER_URL": ",".join(f"http://{HOST}:{p}" for p in actions),
     }
-    for i, port in enumerate(desk_ports):
-        services.append(
-            Service(
-                name=f"desk-{i + 1}",
-                argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", str(port)],
-                health_url=f"http://{HOST}:{port}/healthz",
-                public_url=f"http://{HOST}:{port}",
-                env=desk_env,
-            )
-        )
+    services += [desk_service(port, f"desk-{i + 1}", desk_env) for i, port in enumerate(desk_ports)]
     services.append(
         Service(
             name="front",

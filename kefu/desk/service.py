@@ -219,32 +219,24 @@ class Desk:
         online = await self.store.agents_seen_since(
             now - timedelta(seconds=escalation.agent_online_seconds)
         )
-        if escalation.hours.covers(now) and online:
-            await self.set_mode(
-                conversation,
-                status="queued",
-                reason=code,
-                priority=reason.priority,
-                waiting_since=now,
-                summary=summary,
-                idle_deadline=None,
-            )
-            return [
-                await self.say(conversation, "queue_position", **await self._queue(conversation))
-            ]
-        why = (
-            "现在是人工客服的休息时间" if not escalation.hours.covers(now) else "人工客服暂时都在忙"
-        )
-        summary["callback"] = {"stage": "phone"}
+        open_now = escalation.hours.covers(now)
+        queued = open_now and online > 0
+        if not queued:
+            summary["callback"] = {"stage": "phone"}
         await self.set_mode(
             conversation,
-            status="callback",
+            status="queued" if queued else "callback",
             reason=code,
             priority=reason.priority,
             waiting_since=now,
             summary=summary,
             idle_deadline=None,
         )
+        if queued:
+            return [
+                await self.say(conversation, "queue_position", **await self._queue(conversation))
+            ]
+        why = "人工客服暂时都在忙" if open_now else "现在是人工客服的休息时间"
         return [await self.say(conversation, "callback_ask_phone", reason_text=why)]
 
     async def _callback_step(self, conversation: Conversation, text: str) -> List[Message]:
