@@ -139,3 +139,90 @@ def test_benchmark_scores_the_classifier_not_the_fallback():
                                 {"name": "video.QUERY", "confidence": 0.41}]}
     assert classifier_intent(parse) == "video.QUERY"
     assert classifier_intent({"intent": {"name": "greet"}}) == "greet"
+
+
+LINEAR_TRAINING = {
+    "request_return": ["我要退货", "想退个货", "这个能退吗", "申请退款", "退貨怎麼弄"],
+    "query_order": ["我的快递到哪了", "查一下订单", "物流怎么不动了", "什么时候发货", "訂單到哪了"],
+    "greet": ["你好", "在吗", "您好", "hello", "在不在"],
+}
+
+
+def linear_classifier(context, tokenize, config=None):
+    from kefu.nlu.linear_intent_classifier import LinearIntentClassifier
+
+    storage, resource, execution = context
+    examples = [
+        Message({TEXT: text, "intent": intent})
+        for intent, texts in LINEAR_TRAINING.items()
+        for text in texts
+    ]
+    tokenize.process_training_data(TrainingData(examples))
+    full = {**LinearIntentClassifier.get_default_config(), **(config or {})}
+    classifier = LinearIntentClassifier.create(full, storage, resource, execution)
+    classifier.train(TrainingData(examples))
+    return classifier, full
+
+
+def parse(tokenize, classifier, text, ranking=None):
+    message = Message({TEXT: text})
+    if ranking is not None:
+        message.set("intent_ranking", ranking)
+    tokenize.process([message])
+    classifier.process([message])
+    return message
+
+
+def test_linear_classifier_learns_and_reloads_without_pickle(context):
+    from kefu.nlu.linear_intent_classifier import LinearIntentClassifier
+
+    tokenize = tokenizer(KefuJiebaTokenizer, context)
+    classifier, config = linear_classifier(context, tokenize)
+    first = parse(tokenize, classifier, "我想退货可以吗")
+    assert first.get("intent")["name"] == "request_return"
+    assert parse(tokenize, classifier, "我的訂單到哪了").get("intent")["name"] == "query_order"
+    ranking = first.get("intent_ranking")
+    assert abs(sum(r["confidence"] for r in ranking) - 0.8) < 1e-4  # DIET's 0.2 absent here
+    storage, resource, execution = context
+    loaded = LinearIntentClassifier.load(config, storage, resource, execution)
+    again = parse(tokenize, loaded, "我想退货可以吗").get("intent_ranking")
+    assert [r["name"] for r in again] == [r["name"] for r in ranking]
+    assert [r["confidence"] for r in again] == pytest.approx([r["confidence"] for r in ranking])
+    with storage.read_from(resource) as directory:
+        names = sorted(p.name for p in directory.iterdir())
+    assert names == ["linear_intent_classifier.json", "linear_intent_classifier.npz"]
+
+
+def test_linear_classifier_blends_with_the_ranking_before_it(context):
+    tokenize = tokenizer(KefuJiebaTokenizer, context)
+    classifier, _ = linear_classifier(context, tokenize, {"weight": 0.5})
+    alone = {
+        r["name"]: r["confidence"]
+        for r in parse(tokenize, classifier, "在吗").get("intent_ranking")
+    }
+    diet = [{"name": "query_order", "confidence": 0.9}, {"name": "greet", "confidence": 0.1}]
+    blended = parse(tokenize, classifier, "在吗", diet)
+    scores = {r["name"]: r["confidence"] for r in blended.get("intent_ranking")}
+    assert scores["query_order"] == pytest.approx(alone["query_order"] + 0.45)
+    assert scores["greet"] == pytest.approx(alone["greet"] + 0.05)
+    assert blended.get("intent")["name"] == max(scores, key=scores.get)
+
+
+def test_linear_classifier_rejects_a_weight_outside_0_1(context):
+    from kefu.nlu.linear_intent_classifier import LinearIntentClassifier
+
+    storage, resource, execution = context
+    config = {**LinearIntentClassifier.get_default_config(), "weight": 1.5}
+    with pytest.raises(ValueError, match="weight"):
+        LinearIntentClassifier.create(config, storage, resource, execution)
+
+
+def test_an_untrained_linear_classifier_leaves_messages_alone(context):
+    from kefu.nlu.linear_intent_classifier import LinearIntentClassifier
+
+    storage, resource, execution = context
+    config = LinearIntentClassifier.get_default_config()
+    classifier = LinearIntentClassifier.load(config, storage, resource, execution)
+    message = Message({TEXT: "你好", "intent": {"name": "greet", "confidence": 0.9}})
+    classifier.process([message])
+    assert message.get("intent") == {"name": "greet", "confidence": 0.9}
