@@ -1,11 +1,11 @@
 """`make soak`: concurrent visitors through the desk for a while, then a check against the
 store that nothing was lost, duplicated or reordered.
 
-Each visitor opens a chat and keeps talking (conversations from the flows, a short
-pause between turns) until time is up. A 429 is retried after a pause, as a page
-would; any other failure is counted. Afterwards every conversation's stored visitor
-messages must equal exactly what its visitor sent, in order. Bounded in count and
-time, loopback only.
+Each visitor opens a chat, has one conversation from the flows (kefu/visitors.py,
+a pause between turns), and opens the next chat, until time is up. A 429 is retried
+after a pause, as a page would; any other failure is counted. Afterwards every
+conversation's stored visitor messages must equal exactly what its visitor sent, in
+order. Bounded in count and time, loopback only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 import aiohttp
 
-from kefu.bench import CONVERSATIONS
+from kefu.visitors import conversation, think_time
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = aiohttp.ClientTimeout(total=60)
@@ -44,6 +44,7 @@ class Visitor:
 class SoakResult:
     visitors: int
     seconds: float
+    chats: int = 0
     sent: int = 0
     accepted: int = 0
     stored: int = 0
@@ -68,6 +69,23 @@ async def one_visitor(
     rng: random.Random,
     result: SoakResult,
     pause_s: float,
+) -> List[Visitor]:
+    """One seat: chat after chat until the deadline."""
+    chats: List[Visitor] = []
+    while time.monotonic() < deadline:
+        chats.append(await one_chat(session, desk, deadline, rng, result, pause_s))
+        if not chats[-1].conversation_id:
+            break
+    return chats
+
+
+async def one_chat(
+    session: aiohttp.ClientSession,
+    desk: str,
+    deadline: float,
+    rng: random.Random,
+    result: SoakResult,
+    pause_s: float,
 ) -> Visitor:
     v = Visitor()
     try:
@@ -79,11 +97,9 @@ async def one_visitor(
         return v
     url = f"{desk}/api/visitor/conversations/{v.conversation_id}/messages"
     headers = {"Authorization": f"Bearer {v.token}"}
-    script = list(CONVERSATIONS[rng.randrange(len(CONVERSATIONS))])
-    turn = 0
-    while time.monotonic() < deadline:
-        text = script[turn % len(script)]
-        turn += 1
+    for text in conversation(rng):
+        if time.monotonic() >= deadline:
+            break
         while True:
             try:
                 async with session.post(
@@ -109,7 +125,7 @@ async def one_visitor(
                 if body.get("mode") == "bot" and not body.get("replies"):
                     v.silent_in_bot_mode += 1
             break
-        await asyncio.sleep(rng.uniform(0.5, 1.5) * pause_s)
+        await asyncio.sleep(think_time(rng, pause_s))
     return v
 
 
@@ -150,7 +166,8 @@ async def soak(
                 for _ in range(visitors)
             )
         )
-        for v in crowd:
+        for v in (chat for seat in crowd for chat in seat):
+            result.chats += 1
             result.sent += len(v.sent)
             result.silent += v.silent_in_bot_mode
             result.errors += len(v.errors)

@@ -34,7 +34,7 @@ def rasa_without_actions(model_path, tmp_path_factory):
     endpoints = work / "endpoints.yml"
     actions = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     endpoints.write_text(
-        f'action_endpoint:\n  url: "{actions}/webhook"\n'
+        f'action_endpoint:\n  url: "{actions}/webhook"\n  enable_selective_domain: true\n'
         "nlg:\n  type: kefu.nlg.GuardedNaturalLanguageGenerator\n",
         encoding="utf-8",
     )
