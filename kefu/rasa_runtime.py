@@ -135,15 +135,15 @@ def freeze_states(states: Any) -> Optional[Hashable]:
 
 
 _original_ted_predict: Any = None
+_ted_cache_entries = DEFAULT_TED_CACHE  # read from the environment once, at install()
 
 
 def _ted_cache(policy: Any) -> Optional[PredictionCache]:
     cache = policy.__dict__.get("_kefu_prediction_cache")
     if cache is None:
-        size = ted_cache_size()
-        if size == 0:
+        if _ted_cache_entries == 0:
             return None
-        cache = PredictionCache(size)
+        cache = PredictionCache(_ted_cache_entries)
         policy.__dict__["_kefu_prediction_cache"] = cache  # per loaded model
     return cache  # type: ignore[no-any-return]
 
@@ -212,9 +212,10 @@ def _resolve_by_type(type_name: str, default: Any = None) -> Any:
 def install() -> None:
     """Idempotent: the compiled schema check, the action-server deadline, TED's cache
     and the event-type map."""
-    global _installed, _original_ted_predict, _original_resolve_by_type
+    global _installed, _original_ted_predict, _original_resolve_by_type, _ted_cache_entries
     if _installed:
         return
+    _ted_cache_entries = ted_cache_size()
     from rasa.core.actions import action
     from rasa.core.policies.ted_policy import TEDPolicy
     from rasa.shared.core.events import Event
