@@ -37,6 +37,24 @@ def test_unfixable_text_is_replaced_by_the_safe_phrase(guard, policy, caplog):
     assert "dont_know" in caplog.text and "boss_useless" in caplog.text
 
 
+def test_clean_texts_are_checked_once_and_repairs_every_time(policy, caplog, monkeypatch):
+    guard = Guard(policy)
+    checked = []
+    check = guard.checker.check
+    monkeypatch.setattr(guard.checker, "check", lambda text: checked.append(text) or check(text))
+    for _ in range(3):
+        assert guard.enforce("感谢您的耐心等待") == "感谢您的耐心等待"
+    assert checked == ["感谢您的耐心等待"]
+    with caplog.at_level(logging.WARNING, logger="kefu.phrasing.guard"):
+        for _ in range(2):
+            assert guard.enforce("你的订单已发货") == "您的订单已发货"
+    assert caplog.text.count("you_plain") == 2  # a repair is logged each time
+    monkeypatch.setattr(Guard, "CLEAN_CACHE", 2)
+    for text in ("您好", "请稍等", "谢谢您"):
+        guard.enforce(text)
+    assert len(guard._clean) == 2 and "感谢您的耐心等待" not in guard._clean
+
+
 def test_no_labelled_violation_survives_the_guard(guard):
     items = yaml.safe_load(PHRASING_LABELLED.read_text(encoding="utf-8"))
     for item in items:

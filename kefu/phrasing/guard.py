@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Dict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +29,10 @@ class Guard:
         self.policy = policy
         self.zone = ZoneInfo(policy.brand.timezone)
         self.checker = Checker(policy.rules)
+        # Texts already found clean. Most replies are the same few templates, and a
+        # check costs a jieba pass and every rule's patterns; repairs are not kept, so
+        # each one is logged every time it happens.
+        self._clean: "OrderedDict[str, None]" = OrderedDict()
 
     def variables(self, context: ReplyContext) -> Dict[str, str]:
         """Values for the {placeholders} a template may use."""
@@ -55,10 +60,18 @@ class Guard:
                 logger.info("ignoring unknown visitor time zone %r", name)
         return self.zone
 
+    CLEAN_CACHE = 4096  # texts
+
     def enforce(self, text: str) -> str:
         """The text, repaired or replaced so that it breaks no rule."""
+        if text in self._clean:
+            self._clean.move_to_end(text)
+            return text
         violations = self.checker.check(text)
         if not violations:
+            self._clean[text] = None
+            if len(self._clean) > self.CLEAN_CACHE:
+                self._clean.popitem(last=False)
             return text
         broken = sorted({v.rule for v in violations})
         fixed = self.checker.fix(text)
