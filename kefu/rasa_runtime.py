@@ -7,7 +7,10 @@
    a. 64% of a message's time went into `RemoteAction._validate_action_result`,
       because `jsonschema.validate()` checks the constant response schema against the
       draft 2020-12 meta-schema on every call. The validator is compiled once; the
-      schema, the validation and the error message are Rasa's own.
+      schema, the validation and the error message are Rasa's own. (Later: each
+      event was still tried against all 23 branches of the schema's `oneOf`; a valid
+      response is now confirmed against the one branch its event type names, and
+      anything else goes to the full schema for Rasa's verdict and message.)
    b. Next, TEDPolicy: 35% of the time, 2.6 predictions per message. Its input is the
       dialogue states of the last `max_history` turns (intents, entity names, slots,
       loop, previous action: discrete values, not the visitor's words), and its
@@ -16,6 +19,21 @@
       (end-to-end training) are never cached.
    c. `Event.resolve_by_type` walked every subclass of Event for each stored event
       of each turn; the name → class map is built once.
+3. Second profile (cProfile, 441 messages of the bench's conversations in-process):
+   a. Rasa runs each graph (one NLU parse, 2-3 policy predictions per message)
+      through dask's scheduler, which orders the tasks anew and walks the needs
+      recursively on every run: 9% of a message. The graphs are small and run in one
+      thread anyway, so kefu runs the same nodes in a fixed topological order
+      computed once per target list; inputs, outputs and exceptions as with dask.
+   b. Each policy rebuilds the dialogue states from scratch by replaying every event
+      of the tracker (15% of a message, three times per prediction). The states of one
+      tracker snapshot are kept on the tracker until its next event, and each caller
+      gets its own copy (featurizers edit them in place); a policy's featurizer copies
+      only the last `max_history` states it keeps.
+   c. Calling DIET's (and TED's) `tf.function` matched the inputs against its
+      signature in Python on every call, about a third of the TensorFlow time. The
+      signature is fixed (Rasa builds it with dynamic shapes), so kefu calls its one
+      concrete function directly: the same graph and the same outputs.
 """
 
 from __future__ import annotations
@@ -24,7 +42,7 @@ import functools
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Hashable, Optional, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 _installed = False
 DEFAULT_ACTION_TIMEOUT_S = 8
@@ -42,12 +60,54 @@ def action_result_validator() -> Any:
     return cls(spec)
 
 
+@functools.lru_cache(maxsize=1)
+def event_validators() -> Dict[str, Any]:
+    """One validator per event type: the event schema with its `oneOf` resolved.
+
+    Every branch of Rasa's `oneOf` pins `event` to a different constant, so an event
+    matches exactly one branch or none: checking the branch its `event` names gives
+    the same verdict as trying all 23.
+    """
+    from rasa.shared.utils.schemas.events import EVENT_SCHEMA
+
+    cls = type(action_result_validator())
+    common = {key: value for key, value in EVENT_SCHEMA.items() if key != "oneOf"}
+    validators = {}
+    for branch in EVENT_SCHEMA["oneOf"]:
+        schema = {**common, "allOf": [branch]}
+        cls.check_schema(schema)
+        validators[branch["properties"]["event"]["const"]] = cls(schema)
+    return validators
+
+
+def surely_valid(result: Any) -> bool:
+    """True only when Rasa's schema accepts the response; False means "ask the schema"."""
+    if type(result) is not dict:
+        return False
+    events = result.get("events", [])
+    responses = result.get("responses", [])
+    if type(events) is not list or type(responses) is not list:
+        return False
+    if any(type(response) is not dict for response in responses):
+        return False
+    validators = event_validators()
+    for event in events:
+        if type(event) is not dict or type(event.get("event")) is not str:
+            return False
+        validator = validators.get(event["event"])
+        if validator is None or not validator.is_valid(event):
+            return False
+    return True
+
+
 def _validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
     from jsonschema import ValidationError
     from rasa.shared.constants import DOCS_BASE_URL
 
+    if surely_valid(result):
+        return True
     try:
-        action_result_validator().validate(result)
+        action_result_validator().validate(result)  # Rasa's verdict and error message
         return True
     except ValidationError as e:
         e.message += (
@@ -209,16 +269,214 @@ def _resolve_by_type(type_name: str, default: Any = None) -> Any:
     return _original_resolve_by_type(type_name, default)
 
 
+def _graph_plan(schema: Any, targets: Tuple[str, ...]) -> List[Tuple[str, Tuple[str, ...]]]:
+    """The nodes the targets need, each after its needs, with the names of its needs."""
+    minimal = schema.minimal_graph_schema(list(targets))
+    order: List[Tuple[str, Tuple[str, ...]]] = []
+    seen: set = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in minimal.nodes:
+            return  # done, or an input placeholder
+        seen.add(name)
+        needs = tuple(minimal.nodes[name].needs.values())
+        for need in needs:
+            visit(need)
+        order.append((name, needs))
+
+    for name in minimal.nodes:
+        visit(name)
+    return order
+
+
+def _run_graph(
+    self: Any, inputs: Optional[Dict[str, Any]] = None, targets: Optional[List[str]] = None
+) -> Dict[str, Any]:
+    """DaskGraphRunner.run without dask: the same nodes, results and errors."""
+    from rasa.engine.exceptions import GraphRunError
+
+    run_targets = targets if targets else self._graph_schema.target_names
+    plans = self.__dict__.setdefault("_kefu_plans", {})
+    key = tuple(run_targets)
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = _graph_plan(self._graph_schema, key)
+    values: Dict[str, Any] = {}
+    if inputs:
+        names = {name for name, _ in plan}
+        for input_name, input_value in inputs.items():
+            if isinstance(input_value, str) and (input_value in names or input_value in values):
+                raise GraphRunError(
+                    f"Input value '{input_value}' clashes with a node name. Make sure "
+                    f"that none of the input names passed to the `run` method are the "
+                    f"same as node names in the graph schema."
+                )
+            values[input_name] = (input_name, input_value)
+    nodes = self._instantiated_nodes
+    try:
+        for name, needs in plan:
+            if name in values:
+                continue  # an input given under a node's name replaces it, as in dask
+            # As in dask, a need that names neither a node nor an input is passed as is.
+            values[name] = nodes[name](*(values.get(need, need) for need in needs))
+        return dict(values[target] for target in run_targets)
+    except RuntimeError as e:
+        raise GraphRunError("Error running runner.") from e
+
+
+_original_past_states: Any = None
+_original_rasa_predict: Any = None
+
+
+def _rasa_predict(self: Any, batch_in: Tuple[Any, ...]) -> Dict[str, Any]:
+    """RasaModel._rasa_predict through the concrete function of its tf.function."""
+    if self._run_eagerly or not self.prepared_for_prediction or self._tf_predict_step is None:
+        return _original_rasa_predict(self, batch_in)  # type: ignore[no-any-return]
+    import tensorflow as tf
+    from keras.utils import tf_utils
+    from rasa.shared.constants import DIAGNOSTIC_DATA
+
+    concrete = self.__dict__.get("_kefu_concrete_predict")
+    if concrete is None:
+        concrete = self._tf_predict_step.get_concrete_function()
+        self.__dict__["_kefu_concrete_predict"] = concrete
+    flat = [tf.convert_to_tensor(tensor) for tensor in batch_in]
+    spec = concrete.structured_input_signature[0][0]
+    if len(flat) != len(spec) or not all(
+        t.dtype == s.dtype and s.shape.is_compatible_with(t.shape)
+        for t, s in zip(flat, spec, strict=True)
+    ):
+        return _original_rasa_predict(self, batch_in)  # let tf.function say what is wrong
+    outputs = tf_utils.sync_to_numpy_or_python_type(
+        concrete._call_flat(flat, concrete.captured_inputs)
+    )
+    if DIAGNOSTIC_DATA in outputs:
+        outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
+    return outputs  # type: ignore[no-any-return]
+
+
+def copy_states(states: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """States are dicts of sub-state dicts of strings and tuples: two levels to copy."""
+    return [
+        {key: dict(sub) if isinstance(sub, dict) else sub for key, sub in state.items()}
+        for state in states
+    ]
+
+
+def shared_past_states(
+    tracker: Any,
+    domain: Any,
+    omit_unset_slots: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: Optional[Dict[str, Any]] = None,
+) -> List[Dict[str, Any]]:
+    """The tracker's past states, computed once per snapshot of its events.
+
+    The list is shared: callers copy what they may change.
+    """
+    frozen_rule_data = freeze_states(rule_only_data)
+    if frozen_rule_data is None and rule_only_data is not None:
+        return _original_past_states(  # type: ignore[no-any-return]
+            tracker, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+        )
+    events = tracker.events
+    last = events[-1] if events else None
+    snapshot = tracker.__dict__.get("_kefu_states")
+    if (
+        snapshot is None
+        or snapshot[0] is not events
+        or snapshot[1] != len(events)
+        or snapshot[2] is not last
+        or snapshot[3] is not domain
+    ):
+        snapshot = (events, len(events), last, domain, {})
+        tracker.__dict__["_kefu_states"] = snapshot
+    key = (bool(omit_unset_slots), bool(ignore_rule_only_turns), frozen_rule_data)
+    states = snapshot[4].get(key)
+    if states is None:
+        states = _original_past_states(
+            tracker, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+        )
+        snapshot[4][key] = states
+    return states  # type: ignore[no-any-return]
+
+
+def _past_states(
+    self: Any,
+    domain: Any,
+    omit_unset_slots: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: Optional[Dict[str, Any]] = None,
+) -> List[Dict[str, Any]]:
+    """DialogueStateTracker.past_states from the snapshot cache, as the caller's copy."""
+    return copy_states(
+        shared_past_states(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    )
+
+
+_original_prediction_states: Any = None
+
+
+def _prediction_states(
+    self: Any,
+    trackers: List[Any],
+    domain: Any,
+    use_text_for_last_user_input: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: Optional[Dict[str, Any]] = None,
+    ignore_action_unlikely_intent: bool = False,
+) -> List[List[Dict[str, Any]]]:
+    """MaxHistoryTrackerFeaturizer.prediction_states, copying only the states it keeps.
+
+    Rasa's steps in Rasa's order; the copy is taken after slicing to `max_history`,
+    because only the kept states are edited (`_choose_last_user_input`).
+    """
+    from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    if type(self)._create_states is not TrackerFeaturizer._create_states:
+        return _original_prediction_states(  # type: ignore[no-any-return]
+            self,
+            trackers,
+            domain,
+            use_text_for_last_user_input,
+            ignore_rule_only_turns,
+            rule_only_data,
+            ignore_action_unlikely_intent,
+        )
+    trackers_as_states = []
+    for tracker in trackers:
+        if type(tracker).past_states is DialogueStateTracker.past_states:
+            states = shared_past_states(
+                tracker, domain, False, ignore_rule_only_turns, rule_only_data
+            )
+        else:  # a tracker class with its own past_states (training's cached trackers)
+            states = tracker.past_states(
+                domain, ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data
+            )
+        if ignore_action_unlikely_intent:
+            states = self._remove_action_unlikely_intent_from_states(states)
+        trackers_as_states.append(copy_states(self.slice_state_history(states, self.max_history)))
+    self._choose_last_user_input(trackers_as_states, use_text_for_last_user_input)
+    return trackers_as_states
+
+
 def install() -> None:
-    """Idempotent: the compiled schema check, the action-server deadline, TED's cache
-    and the event-type map."""
+    """Idempotent: the compiled schema check, the action-server deadline, TED's cache,
+    the event-type map, the graph runner without dask, the states cache and the
+    concrete prediction functions."""
     global _installed, _original_ted_predict, _original_resolve_by_type, _ted_cache_entries
+    global _original_past_states, _original_rasa_predict, _original_prediction_states
     if _installed:
         return
     _ted_cache_entries = ted_cache_size()
     from rasa.core.actions import action
+    from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
     from rasa.core.policies.ted_policy import TEDPolicy
+    from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.events import Event
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.tensorflow.models import RasaModel
 
     action.RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     if TEDPolicy.predict_action_probabilities is not _ted_predict_action_probabilities:
@@ -227,6 +485,16 @@ def install() -> None:
     if Event.resolve_by_type is not _resolve_by_type:
         _original_resolve_by_type = Event.resolve_by_type
         Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[assignment]
+    DaskGraphRunner.run = _run_graph  # type: ignore[method-assign]
+    if DialogueStateTracker.past_states is not _past_states:
+        _original_past_states = DialogueStateTracker.past_states
+        DialogueStateTracker.past_states = _past_states  # type: ignore[method-assign]
+    if MaxHistoryTrackerFeaturizer.prediction_states is not _prediction_states:
+        _original_prediction_states = MaxHistoryTrackerFeaturizer.prediction_states
+        MaxHistoryTrackerFeaturizer.prediction_states = _prediction_states  # type: ignore[method-assign]
+    if RasaModel._rasa_predict is not _rasa_predict:
+        _original_rasa_predict = RasaModel._rasa_predict
+        RasaModel._rasa_predict = _rasa_predict  # type: ignore[method-assign]
     # Read by RemoteAction.run at call time (`timeout=DEFAULT_REQUEST_TIMEOUT`).
     action.DEFAULT_REQUEST_TIMEOUT = action_timeout_s()  # type: ignore[attr-defined]
     _installed = True

@@ -80,9 +80,7 @@ def ted_and_trackers(model_path, tmp_path_factory):
     storage, metadata = LocalModelStorage.from_model_archive(
         tmp_path_factory.mktemp("model"), model_path
     )
-    node = next(
-        n for n in metadata.predict_schema.nodes.values() if n.uses is TEDPolicy
-    )
+    node = next(n for n in metadata.predict_schema.nodes.values() if n.uses is TEDPolicy)
     context = ExecutionContext(metadata.predict_schema, metadata.model_id)
     config = {**TEDPolicy.get_default_config(), **node.config}
     ted = TEDPolicy.load(config, storage, node.resource, context)
@@ -162,3 +160,215 @@ def test_event_types_resolve_as_rasa_does():
     assert Event.resolve_by_type("no-such-event", default=SlotSet) is SlotSet
     with pytest.raises(ValueError):
         Event.resolve_by_type("no-such-event")
+
+
+# --- second profile: dask-free graphs, shared states, concrete functions, fast schema
+
+
+def test_a_response_is_surely_valid_only_when_rasas_schema_accepts_it():
+    from jsonschema import Draft202012Validator
+
+    full = rasa_runtime.action_result_validator()
+    assert isinstance(full, Draft202012Validator) or full.is_valid({})
+    user = {
+        "event": "user",
+        "text": "你好",
+        "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": []},
+    }
+    valid = [
+        {},
+        {"events": [], "responses": []},
+        VALID,
+        {"events": [user, {"event": "action", "name": "action_listen", "policy": None}]},
+        {"events": [{"event": "slot", "name": "x", "value": None, "timestamp": 1.5}]},
+        {"events": [{"event": "active_loop", "name": None}, {"event": "followup", "name": "a"}]},
+        {"events": [{"event": "bot", "text": "您好", "metadata": {"a": 1}}]},
+        {"events": [{"event": "entities", "entities": [{"entity": "name", "value": "王"}]}]},
+    ]
+    invalid = [
+        INVALID,
+        {"events": [{"event": "slot", "name": "x"}]},  # no value
+        {"events": [{"event": "no-such-event"}]},
+        {"events": [{"name": "x"}]},  # no type
+        {"events": ["slot"]},
+        {"events": [{"event": "bot", "timestamp": "now"}]},
+        {"events": [{"event": "bot", "metadata": []}]},
+        {"events": [{**user, "parse_data": {"entities": [{"entity": "x"}]}}]},
+        {"events": [{"event": "entities", "entities": "name"}]},
+        {"responses": ["您好"]},
+        {"responses": {"text": "您好"}},
+        ["not", "an", "object"],
+    ]
+    for result in valid:
+        assert full.is_valid(result), result
+        assert rasa_runtime.surely_valid(result), result
+    for result in invalid:
+        assert not full.is_valid(result), result
+        assert not rasa_runtime.surely_valid(result), result
+    # Every event type Rasa knows has its branch, and only those.
+    from rasa.shared.utils.schemas.events import EVENT_SCHEMA
+
+    assert len(rasa_runtime.event_validators()) == len(EVENT_SCHEMA["oneOf"]) == 23
+
+
+def test_an_invalid_response_still_gets_rasas_error(action):
+    rasa_runtime.install()
+    with pytest.raises(ValidationError) as raised:
+        action._validate_action_result({"events": [{"event": "slot", "name": "x"}]})
+    assert "Failed to validate Action server response" in raised.value.message
+
+
+def plain_trackers(domain, trackers):
+    """Each story's prior trackers as the DialogueStateTrackers a server predicts on."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    out = []
+    for story in trackers:
+        events = list(story.events)
+        for n in range(1, len(events) + 1):
+            out.append(DialogueStateTracker.from_events("t", events[:n], domain.slots))
+    return out
+
+
+@pytest.mark.slow
+def test_shared_states_are_rasas_states_and_callers_cannot_spoil_them(ted_and_trackers):
+    from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+
+    rasa_runtime.install()
+    _, domain, trackers = ted_and_trackers
+    original_states = rasa_runtime._original_past_states
+    original_prediction = rasa_runtime._original_prediction_states
+    rule_data = {"slots": ["requested_slot"], "loops": ["order_form"]}
+    featurizers = [MaxHistoryTrackerFeaturizer(None, max_history=n) for n in (None, 4, 5)]
+    checked = 0
+    for tracker in plain_trackers(domain, trackers)[::3]:
+        for ignore in (False, True):
+            fresh = original_states(tracker, domain, False, ignore, rule_data)
+            first = tracker.past_states(
+                domain, ignore_rule_only_turns=ignore, rule_only_data=rule_data
+            )
+            assert first == fresh
+            for state in first:  # a caller edits its copy ...
+                state.clear()
+            # ... and the next caller still gets Rasa's states
+            assert (
+                tracker.past_states(domain, ignore_rule_only_turns=ignore, rule_only_data=rule_data)
+                == fresh
+            )
+            for featurizer in featurizers:
+                for use_text in (False, True):
+                    args = ([tracker], domain, use_text, ignore, rule_data, ignore)
+                    expected = original_prediction(featurizer, *args)
+                    assert featurizer.prediction_states(*args) == expected
+                    assert featurizer.prediction_states(*args) == expected  # from the cache
+                    checked += 1
+    assert checked > 500
+
+
+@pytest.fixture(scope="module")
+def agent(model_path):
+    import logging
+
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
+    rasa_runtime.install()
+    return Agent.load(str(model_path))
+
+
+SAMPLE = [
+    "你好",
+    "我的快递到哪了",
+    "订单号2023112500123456",
+    "我想退貨",
+    "垃圾客服",
+    "886",
+    "尺码不合适",
+]
+
+
+@pytest.mark.slow
+async def test_graphs_without_dask_and_concrete_functions_give_rasas_results(agent, monkeypatch):
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+    from rasa.engine.runner.dask import DaskGraphRunner
+    from rasa.utils.tensorflow.models import RasaModel
+
+    async def conversation(sender):
+        import random
+
+        import numpy as np
+
+        random.seed(7)
+        np.random.seed(7)  # responses with variants are picked at random
+        replies, parses = [], []
+        for text in SAMPLE:
+            parses.append(await agent.parse_message(text))
+            out = CollectingOutputChannel()
+            await agent.handle_message(UserMessage(text, out, sender))
+            replies.append([m.get("text") for m in out.messages])
+        tracker = await agent.tracker_store.retrieve(sender)
+        actions = [e.action_name for e in tracker.events if e.type_name == "action"]
+        return parses, replies, actions
+
+    kefu = await conversation("kefu")
+    import dask
+
+    monkeypatch.setattr(DaskGraphRunner, "run", _dask_run(dask))
+    monkeypatch.setattr(RasaModel, "_rasa_predict", rasa_runtime._original_rasa_predict)
+    rasa_ = await conversation("rasa")
+    assert kefu == rasa_  # the same floats in every parse, the same replies and actions
+    assert any(p["entities"] for p in kefu[0])
+
+
+def _dask_run(dask):
+    """Rasa 3.6's DaskGraphRunner.run, as shipped."""
+
+    def run(self, inputs=None, targets=None):
+        run_targets = targets if targets else self._graph_schema.target_names
+        minimal_schema = self._graph_schema.minimal_graph_schema(run_targets)
+        run_graph = self._build_dask_graph(minimal_schema)
+        if inputs:
+            self._add_inputs_to_graph(inputs, run_graph)
+        return dict(dask.get(run_graph, run_targets))
+
+    return run
+
+
+def test_the_graph_runner_keeps_rasas_input_and_error_rules():
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.graph import GraphSchema, SchemaNode
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    class Node:
+        def __init__(self, name, fn):
+            self.name, self.fn = name, fn
+
+        def __call__(self, *inputs):
+            return self.name, self.fn(*(value for _, value in inputs))
+
+    schema = GraphSchema(
+        {
+            "double": SchemaNode({"x": "__x__"}, object, "", "", {}),
+            "sum": SchemaNode({"a": "double", "b": "__x__"}, object, "", "", {}, is_target=True),
+            "boom": SchemaNode({"x": "__x__"}, object, "", "", {}, is_target=True),
+        }
+    )
+    runner = DaskGraphRunner.__new__(DaskGraphRunner)
+    runner._graph_schema = schema
+
+    def explode(x):
+        raise RuntimeError("boom")
+
+    runner._instantiated_nodes = {
+        "double": Node("double", lambda x: 2 * x),
+        "sum": Node("sum", lambda a, b: a + b),
+        "boom": Node("boom", explode),
+    }
+    rasa_runtime.install()
+    assert runner.run(inputs={"__x__": 3}, targets=["sum"]) == {"sum": 9}
+    assert runner.run(inputs={"__x__": 4}, targets=["double", "sum"]) == {"double": 8, "sum": 12}
+    with pytest.raises(GraphRunError):
+        runner.run(inputs={"__x__": 1}, targets=["boom"])
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        runner.run(inputs={"__x__": "double"}, targets=["sum"])
