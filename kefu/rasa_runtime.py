@@ -34,10 +34,17 @@
       signature in Python on every call, about a third of the TensorFlow time. The
       signature is fixed (Rasa builds it with dynamic shapes), so kefu calls its one
       concrete function directly: the same graph and the same outputs.
+   d. Rasa opened a new HTTP session, and so a new connection, for every custom-action
+      call; kefu keeps one session per endpoint and event loop, whose idle connections
+      close after 2 s (under the action server's 5 s keep-alive, so a request never goes
+      out on a connection the server is closing). Closed at exit.
+   e. DIET's input joins each featurizer's sparse matrix through scipy's generic `bmat`;
+      for two COO matrices kefu builds the very same matrix directly.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import threading
@@ -461,12 +468,95 @@ def _prediction_states(
     return trackers_as_states
 
 
+# --- one HTTP session per endpoint and event loop -----------------------------------
+
+KEEPALIVE_S = 2.0  # under Sanic's (the action server's) 5 s keep-alive timeout
+_sessions: Dict[Tuple[int, int], Tuple[Any, Any, Any]] = {}
+_original_session: Any = None
+
+
+class _Borrowed:
+    """`async with endpoint.session()` without closing the shared session at the end."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> Any:
+        return self.session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+def _endpoint_session(self: Any) -> Any:
+    """EndpointConfig.session: Rasa's settings, one pooled session per loop."""
+    import asyncio
+
+    import aiohttp
+    from rasa.utils import endpoints
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _original_session(self)  # outside a loop: Rasa's own, for the caller to close
+    key = (id(self), id(loop))
+    entry = _sessions.get(key)
+    if entry is not None and entry[0] is self and entry[1] is loop and not entry[2].closed:
+        return _Borrowed(entry[2])
+    auth = None
+    if self.basic_auth:
+        auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+    session = aiohttp.ClientSession(
+        headers=self.headers,
+        auth=auth,
+        timeout=aiohttp.ClientTimeout(total=endpoints.DEFAULT_REQUEST_TIMEOUT),
+        connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
+    )
+    _sessions[key] = (self, loop, session)
+    return _Borrowed(session)
+
+
+def close_sessions() -> None:
+    """Closes the pooled sessions' connections; at exit, when no loop may run any more."""
+    while _sessions:
+        _, (_, _, session) = _sessions.popitem()
+        connector = session.connector
+        if connector is not None:
+            connector._close()  # synchronous; does nothing on a closed loop but mark it closed
+
+
+# --- DIET's sparse input ---------------------------------------------------------------
+
+_original_combine_sparse: Any = None
+
+
+def _combine_sparse_features(self: Any, additional_features: Any) -> None:
+    """Features._combine_sparse_features: scipy's hstack result, built directly for COO."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse._sputils import get_index_dtype, upcast
+
+    a, b = self.features, additional_features.features
+    if type(a) is not sp.coo_matrix or type(b) is not sp.coo_matrix or a.shape[0] != b.shape[0]:
+        return _original_combine_sparse(self, additional_features)  # type: ignore[no-any-return]
+    shape = (a.shape[0], a.shape[1] + b.shape[1])
+    index = get_index_dtype(maxval=max(shape))
+    # bmat's layout: the first block's entries, then the second's, columns shifted.
+    data = np.concatenate((a.data, b.data)).astype(upcast(a.dtype, b.dtype), copy=False)
+    row = np.concatenate((a.row, b.row)).astype(index, copy=False)
+    col = np.concatenate((a.col, b.col + a.shape[1])).astype(index, copy=False)
+    self.features = sp.coo_matrix((data, (row, col)), shape=shape)
+    self._cached_fingerprint = None
+    return None
+
+
 def install() -> None:
     """Idempotent: the compiled schema check, the action-server deadline, TED's cache,
-    the event-type map, the graph runner without dask, the states cache and the
-    concrete prediction functions."""
+    the event-type map, the graph runner without dask, the states cache, the
+    concrete prediction functions, pooled HTTP sessions and direct sparse joins."""
     global _installed, _original_ted_predict, _original_resolve_by_type, _ted_cache_entries
     global _original_past_states, _original_rasa_predict, _original_prediction_states
+    global _original_session, _original_combine_sparse
     if _installed:
         return
     _ted_cache_entries = ted_cache_size()
@@ -476,6 +566,8 @@ def install() -> None:
     from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.events import Event
     from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.nlu.training_data.features import Features
+    from rasa.utils.endpoints import EndpointConfig
     from rasa.utils.tensorflow.models import RasaModel
 
     action.RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
@@ -495,6 +587,13 @@ def install() -> None:
     if RasaModel._rasa_predict is not _rasa_predict:
         _original_rasa_predict = RasaModel._rasa_predict
         RasaModel._rasa_predict = _rasa_predict  # type: ignore[method-assign]
+    if EndpointConfig.session is not _endpoint_session:
+        _original_session = EndpointConfig.session
+        EndpointConfig.session = _endpoint_session  # type: ignore[method-assign]
+        atexit.register(close_sessions)
+    if Features._combine_sparse_features is not _combine_sparse_features:
+        _original_combine_sparse = Features._combine_sparse_features
+        Features._combine_sparse_features = _combine_sparse_features  # type: ignore[method-assign]
     # Read by RemoteAction.run at call time (`timeout=DEFAULT_REQUEST_TIMEOUT`).
     action.DEFAULT_REQUEST_TIMEOUT = action_timeout_s()  # type: ignore[attr-defined]
     _installed = True

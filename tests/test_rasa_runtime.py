@@ -372,3 +372,72 @@ def test_the_graph_runner_keeps_rasas_input_and_error_rules():
         runner.run(inputs={"__x__": 1}, targets=["boom"])
     with pytest.raises(GraphRunError, match="clashes with a node name"):
         runner.run(inputs={"__x__": "double"}, targets=["sum"])
+
+
+def test_sparse_features_join_as_scipy_joins_them():
+    import numpy as np
+    import scipy.sparse as sp
+    from rasa.shared.nlu.training_data.features import Features
+
+    rasa_runtime.install()
+    rng = np.random.default_rng(3)
+
+    def coo(rows, cols, dtype, density):
+        return sp.random(rows, cols, density=density, format="coo", dtype=dtype, random_state=rng)
+
+    cases = [
+        (coo(5, 7, np.float64, 0.3), coo(5, 40, np.float64, 0.1)),
+        (coo(1, 3, np.float32, 0.9), coo(1, 9, np.float64, 0.5)),
+        (coo(4, 6, np.float64, 0.0), coo(4, 2, np.float64, 0.5)),  # no entries at all
+        (coo(3, 70000, np.float32, 0.0001), coo(3, 5, np.float32, 1.0)),
+    ]
+    for a, b in cases:
+        ours = Features(a.copy(), "sequence", "text", "x")
+        ours.combine_with_features(Features(b.copy(), "sequence", "text", "y"))
+        scipys = sp.hstack([a, b])
+        got = ours.features
+        assert type(got) is type(scipys) and got.shape == scipys.shape
+        assert got.dtype == scipys.dtype and got.row.dtype == scipys.row.dtype
+        for field in ("data", "row", "col"):
+            assert np.array_equal(getattr(got, field), getattr(scipys, field))
+    # Other formats and mismatched rows go to Rasa's own code, errors included.
+    csr = Features(sp.random(2, 3, density=0.5, format="csr"), "sequence", "text", "x")
+    csr.combine_with_features(Features(coo(2, 4, np.float64, 0.5), "sequence", "text", "y"))
+    assert csr.features.shape == (2, 7)
+    with pytest.raises(ValueError, match="sequence dimensions"):
+        Features(coo(2, 3, np.float64, 0.5), "sequence", "text", "x").combine_with_features(
+            Features(coo(3, 3, np.float64, 0.5), "sequence", "text", "y")
+        )
+
+
+async def test_action_calls_share_one_session_and_connection(aiohttp_server):
+    from aiohttp import web
+
+    peers = []
+
+    async def webhook(request):
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"events": [], "responses": []})
+
+    def make_app():
+        app = web.Application()
+        app.router.add_post("/webhook", webhook)
+        return app
+
+    server = await aiohttp_server(make_app())
+    rasa_runtime.install()
+    endpoint = EndpointConfig(f"http://127.0.0.1:{server.port}/webhook")
+    for _ in range(3):
+        assert await endpoint.request(json={}, method="post") == {"events": [], "responses": []}
+    assert len(set(peers)) == 1  # one connection, kept alive
+    shared = [s for (e, _, s) in rasa_runtime._sessions.values() if e is endpoint]
+    assert len(shared) == 1 and not shared[0].closed
+    # The server drops its connections: the next call opens a new one.
+    port = server.port
+    await server.close()
+    server = await aiohttp_server(make_app(), port=port)
+    assert server.port == port
+    assert await endpoint.request(json={}, method="post") == {"events": [], "responses": []}
+    assert len(set(peers)) == 2
+    rasa_runtime.close_sessions()
+    assert shared[0].closed and not rasa_runtime._sessions
