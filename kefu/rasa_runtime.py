@@ -310,9 +310,10 @@ def _run_graph(
         plan = plans[key] = _graph_plan(self._graph_schema, key)
     values: Dict[str, Any] = {}
     if inputs:
-        names = {name for name, _ in plan}
         for input_name, input_value in inputs.items():
-            if isinstance(input_value, str) and (input_value in names or input_value in values):
+            if isinstance(input_value, str) and (
+                input_value in values or any(input_value == name for name, _ in plan)
+            ):
                 raise GraphRunError(
                     f"Input value '{input_value}' clashes with a node name. Make sure "
                     f"that none of the input names passed to the `run` method are the "
@@ -343,12 +344,13 @@ def _rasa_predict(self: Any, batch_in: Tuple[Any, ...]) -> Dict[str, Any]:
     from keras.utils import tf_utils
     from rasa.shared.constants import DIAGNOSTIC_DATA
 
-    concrete = self.__dict__.get("_kefu_concrete_predict")
-    if concrete is None:
+    cached = self.__dict__.get("_kefu_concrete_predict")
+    if cached is None:
         concrete = self._tf_predict_step.get_concrete_function()
-        self.__dict__["_kefu_concrete_predict"] = concrete
+        cached = (concrete, concrete.structured_input_signature[0][0])
+        self.__dict__["_kefu_concrete_predict"] = cached
+    concrete, spec = cached
     flat = [tf.convert_to_tensor(tensor) for tensor in batch_in]
-    spec = concrete.structured_input_signature[0][0]
     if len(flat) != len(spec) or not all(
         t.dtype == s.dtype and s.shape.is_compatible_with(t.shape)
         for t, s in zip(flat, spec, strict=True)
