@@ -65,8 +65,38 @@ def summary(tracker: Tracker, decision: Decision) -> Dict[str, Any]:
         "slots": {s: tracker.get_slot(s) for s in SUMMARY_SLOTS if tracker.get_slot(s)},
         "tone_trend": tone_trend(facts, escalation),
         "tone_labels": sorted({label for t in facts.turns for label in t.labels}),
+        "evidence": evidence(events),
         "last_message": (tracker.latest_message or {}).get("text") or "",
     }
+
+
+def evidence(events: List[Dict[str, Any]], limit: int = 6) -> List[Dict[str, Any]]:
+    """What showed the risk: the words and the sentence, newest last (kefu.risk)."""
+    found: List[Dict[str, Any]] = []
+    for event in events:
+        if event.get("event") != "user":
+            continue
+        parse = event.get("parse_data") or {}
+        for item in (parse.get("risk") or {}).get("evidence") or []:
+            found.append({k: item.get(k) for k in ("reason", "sentence", "match", "how")})
+    return found[-limit:]
+
+
+def answer_taken_by_form(tracker: Tracker) -> List[EventType]:
+    """The slot the open form was asking for, if the latest message filled it.
+
+    Rasa fills a form's free-text slot from the message before any policy runs;
+    a message that hands the conversation over is not an answer to the question.
+    """
+    requested = tracker.get_slot("requested_slot")
+    if not (tracker.active_loop.get("name") and requested):
+        return []
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return []
+        if event.get("event") == "slot" and event.get("name") == requested:
+            return [SlotSet(requested, None)]
+    return []
 
 
 def hand_over(
@@ -78,6 +108,7 @@ def hand_over(
         json_message={"kefu": {"event": "handoff", **summary(tracker, decision)}}
     )
     events: List[EventType] = [SlotSet(REASON_SLOT, decision.code), SlotSet(RETAIN_SLOT, False)]
+    events += answer_taken_by_form(tracker)
     if tracker.active_loop.get("name"):
         events += [ActiveLoop(None), SlotSet("requested_slot", None)]
     return events + [SlotSet(FAILURE_SLOT, 0.0)]
@@ -102,5 +133,5 @@ class ActionHandoff(Action):
         decision = decision_for(tracker)
         if decision.retain:
             dispatcher.utter_message(response="phrase_supervisor_retain")
-            return [SlotSet(RETAIN_SLOT, True)]
+            return [SlotSet(RETAIN_SLOT, True)] + answer_taken_by_form(tracker)
         return hand_over(dispatcher, tracker, decision)

@@ -3,8 +3,10 @@
 Used by the dialogue policy (`kefu.policies.EscalationPolicy`, which predicts
 `action_handoff`) and by `action_handoff` itself (which names the reason), so
 both always agree. The decision reads only plain facts about the conversation
-since its last hand-over: the visitor's intents and tone scores, the bot's
-actions, and how often a form rejected an answer.
+since its last hand-over: the visitor's intents, the risks read from their words
+(`kefu.risk`, sentence by sentence), tone scores, and how often a form rejected an
+answer. When several reasons apply, the one with the highest priority in
+policy/escalation.yml wins (safety first).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
-from kefu import tone
+from kefu import risk, tone
 from kefu.policy.loader import Escalation, Reason
 
 HANDOFF_ACTION = "action_handoff"
@@ -25,6 +27,7 @@ class Turn:
     intent: Optional[str]
     tone_score: float = 0.0
     labels: Sequence[str] = ()
+    risks: Sequence[str] = ()  # reason codes read from the words (kefu.risk)
 
 
 @dataclass
@@ -51,23 +54,27 @@ def decide(facts: Facts, policy: Escalation) -> Optional[Decision]:
     if not facts.turns:
         return None
     latest = facts.turns[-1]
-    by_intent = policy.reason_for_intent(latest.intent)
-    if by_intent is not None:
-        if by_intent.retain_first and not facts.supervisor_retained:
-            return Decision(by_intent, retain=True)
-        return Decision(by_intent)
+    named = [policy.reason_for_intent(latest.intent)]
+    named += [policy.reasons[code] for code in latest.risks if code in policy.reasons]
+    candidates = [r for r in named if r is not None]
+    if candidates:
+        best = max(candidates, key=lambda r: r.priority)
+        if best.retain_first and not facts.supervisor_retained:
+            return Decision(best, retain=True)
+        return Decision(best)
     # The visitor turns down the offer to keep the chat: they insist on a supervisor.
     if facts.supervisor_retained and latest.intent == "deny":
         return Decision(policy.reasons["supervisor"])
+    # Anger outranks the bot's own failures: the visitor hears why they get a person.
+    running, tense = tone.accumulate((t.tone_score for t in facts.turns), policy.tone)
+    if running >= policy.tone.anger_threshold and tense >= policy.tone.min_tense_turns:
+        return Decision(policy.reasons["anger"])
     n = policy.fallbacks_in_a_row
     recent = facts.turns[-n:]
     if len(recent) == n and all(t.intent == FALLBACK_INTENT for t in recent):
         return Decision(policy.reasons["bot_failure"])
     if facts.form_failures >= policy.form_failures:
         return Decision(policy.reasons["bot_failure"])
-    running, tense = tone.accumulate((t.tone_score for t in facts.turns), policy.tone)
-    if running >= policy.tone.anger_threshold and tense >= policy.tone.min_tense_turns:
-        return Decision(policy.reasons["anger"])
     return None
 
 
@@ -80,7 +87,7 @@ def tone_trend(facts: Facts, policy: Escalation) -> List[float]:
     return out
 
 
-FAILURE_SLOT = "order_id_failures"
+FAILURE_SLOT = "form_failures"
 REASON_SLOT = "handoff_reason"
 
 
@@ -99,14 +106,38 @@ def facts_from_events(events: Sequence[dict], form_failures: float | None = None
         elif kind == "slot" and event.get("name") == RETAIN_SLOT:
             facts.supervisor_retained = bool(event.get("value"))
         elif kind == "user":
-            parse = event.get("parse_data") or {}
-            intent = (parse.get("intent") or {}).get("name")
-            tone_data = parse.get("tone") or {}
-            facts.turns.append(
-                Turn(
-                    intent=intent,
-                    tone_score=float(tone_data.get("score") or 0.0),
-                    labels=tuple(tone_data.get("labels") or ()),
-                )
-            )
+            facts.turns.append(turn_of(event.get("parse_data") or {}))
     return facts
+
+
+def turn_of(parse: dict) -> Turn:
+    """One visitor turn from a parse result (Rasa's, as stored in the tracker)."""
+    tone_data = parse.get("tone") or {}
+    return Turn(
+        intent=(parse.get("intent") or {}).get("name"),
+        tone_score=float(tone_data.get("score") or 0.0),
+        labels=tuple(tone_data.get("labels") or ()),
+        risks=risk.reading_of(parse),
+    )
+
+
+def bot_failed(policy: Escalation) -> Decision:
+    """The assistant could not answer (no reply, Rasa or the action server down)."""
+    return Decision(policy.reasons["bot_failure"])
+
+
+def while_waiting(current: str, turns: Sequence[Turn], policy: Escalation) -> Optional[Decision]:
+    """A visitor already waiting for a person writes again: a more urgent reason?
+
+    The same decision as in the bot (intents, risks read from the words, anger over
+    the turns written while waiting); only a reason of higher priority than the
+    current one changes anything (a safety report jumps the queue).
+    """
+    decision = decide(Facts(turns=list(turns)), policy)
+    if decision is None:
+        return None
+    reason = decision.reason
+    now = policy.reasons.get(current)
+    if now is not None and reason.priority <= now.priority:
+        return None
+    return Decision(reason)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
@@ -44,16 +46,24 @@ def test_safety_outranks_every_other_reason(policy):
     assert max(priorities, key=priorities.get) == "safety"
 
 
-def test_supervisor_is_kept_once_then_handed_over(policy):
-    first = decide(turns(("ask_supervisor", 0)), policy.escalation)
+def test_supervisor_is_handed_over_at_once_by_default(policy):
+    decision = decide(turns(("ask_supervisor", 0)), policy.escalation)
+    assert decision is not None and not decision.retain and decision.code == "supervisor"
+
+
+def test_supervisor_kept_once_when_the_operator_turns_retain_first_on(policy):
+    reasons = dict(policy.escalation.reasons)
+    reasons["supervisor"] = dataclasses.replace(reasons["supervisor"], retain_first=True)
+    escalation = dataclasses.replace(policy.escalation, reasons=reasons)
+    first = decide(turns(("ask_supervisor", 0)), escalation)
     assert first is not None and first.retain and first.code == "supervisor"
     insisted = Facts(
         turns=[Turn("ask_supervisor"), Turn("ask_supervisor")], supervisor_retained=True
     )
-    decision = decide(insisted, policy.escalation)
+    decision = decide(insisted, escalation)
     assert decision is not None and not decision.retain and decision.code == "supervisor"
     refused = Facts(turns=[Turn("ask_supervisor"), Turn("deny")], supervisor_retained=True)
-    assert decide(refused, policy.escalation).code == "supervisor"
+    assert decide(refused, escalation).code == "supervisor"
 
 
 def test_two_fallbacks_in_a_row_and_repeated_form_failures_are_bot_failures(policy):
@@ -199,11 +209,11 @@ def test_policy_hands_over_after_a_form_fails_twice_overruling_the_loop(escalati
         ActionExecuted("action_listen"),
         said("123", "inform"),
         ActionExecuted("order_form"),
-        SlotSet("order_id_failures", 1.0),
+        SlotSet("form_failures", 1.0),
         ActionExecuted("action_listen"),
         said("abc", "inform"),
         ActionExecuted("order_form"),
-        SlotSet("order_id_failures", 2.0),
+        SlotSet("form_failures", 2.0),
     ]
     action, prediction = predicted(escalation_policy, domain, events)
     assert action == "action_handoff" and prediction.is_no_user_prediction

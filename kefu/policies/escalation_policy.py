@@ -1,8 +1,10 @@
 """A dialogue policy that predicts `action_handoff` when kefu's escalation rules say so.
 
 Rules and stories cover the plain cases (ask_human → action_handoff); this policy
-makes the decision everywhere else the same way: in the middle of any form, on
-anger measured over turns, and after repeated fallbacks or form failures. It has
+makes the decision everywhere else the same way: in the middle of any form (at
+any requested slot), in the survey, after a finished flow, on risks read from the
+words whatever the intent, on anger measured over turns, and after repeated
+fallbacks or form failures. It has
 nothing to learn, runs above RulePolicy (priority 5 > 4) and abstains otherwise.
 """
 
@@ -93,10 +95,10 @@ class EscalationPolicy(Policy):
             result[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
         elif self._should_hand_over(tracker):
             result[domain.index_for_action(HANDOFF_ACTION)] = 1.0
-            # Right after a form ran, RulePolicy's happy-path prediction is a "no user"
-            # prediction, which outranks all others; this one must be one too.
-            after_form = tracker.latest_action_name == tracker.active_loop_name
-            return self._prediction(result, is_no_user_prediction=after_form)
+            # Inside a form, RulePolicy predicts the form again as a "no user" prediction,
+            # and those outrank every other kind (Rasa's ensemble). An escalation must
+            # win there too, so it is one as well; priority 5 then beats the form's 4.
+            return self._prediction(result, is_no_user_prediction=True)
         return self._prediction(result)
 
     def _should_hand_over(self, tracker: DialogueStateTracker) -> bool:

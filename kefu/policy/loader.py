@@ -17,6 +17,17 @@ PHRASING_FILE = "phrasing.yml"
 RULES_FILE = "rules.yml"
 ESCALATION_FILE = "escalation.yml"
 SERVICE_FILE = "service.yml"
+RISK_FILE = "risk.yml"
+FAQ_FILE = "faq.yml"
+# FAQ topics every shop has (a contract: the team's checks ask about each).
+FAQ_TOPICS = (
+    "invoice", "change_address", "shipping_time", "delivery_time", "shipping_fee", "coupon",
+    "cancel_order", "refund_time", "return_shipping", "payment", "warranty", "size", "stock",
+    "price_protection", "service_hours", "contact", "account", "points", "exchange", "pickup",
+)
+FAQ_VARIANTS = ("with_order", "with_return", "with_ticket")
+FAQ_MIN_EXAMPLES = 10
+_TOPIC_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # The reason codes are a contract: the desk's API and the agents' badges use them.
 REASON_CODES = (
     "customer_request",
@@ -37,6 +48,8 @@ TONE_WEIGHTS = (
     "shouting",
 )
 RULE_KINDS = ("forbidden", "tones", "rewrites", "honorifics")
+# Reasons read from the text itself (risk.yml); anger and bot_failure are decided otherwise.
+RISK_CODES = ("safety", "legal_media", "abuse", "compensation", "supervisor", "customer_request")
 # Phrases the product cannot run without.
 REQUIRED_PHRASES = ("safe_fallback",)
 # Seeds sit beside the project (../shared/seeds); checked when present.
@@ -106,6 +119,47 @@ class Tone:
 
 
 @dataclass(frozen=True)
+class WeakCue:
+    """Words that count only with one of their context words nearby (过敏 + 涂了)."""
+
+    id: str
+    patterns: Tuple[re.Pattern[str], ...]
+    context: Tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class RiskLexicon:
+    code: str
+    strong: Tuple[re.Pattern[str], ...]
+    certain: Tuple[re.Pattern[str], ...]  # strong, and counted even in a question
+    weak: Tuple[WeakCue, ...]
+    targeted: Tuple[re.Pattern[str], ...]
+    targets: Tuple[re.Pattern[str], ...]
+    unless: Tuple[re.Pattern[str], ...]
+    hypothetical: bool  # a denial or a question in the clause lifts a match
+
+
+@dataclass(frozen=True)
+class Risk:
+    separators: str
+    masks: str
+    before: re.Pattern[str]
+    after: re.Pattern[str]
+    clause: re.Pattern[str]
+    reasons: Dict[str, RiskLexicon]
+
+
+@dataclass(frozen=True)
+class FaqTopic:
+    id: str
+    answer: str
+    variants: Dict[str, str]  # with_order / with_return / with_ticket
+    examples: Tuple[str, ...]
+    source: str
+    line: int | None
+
+
+@dataclass(frozen=True)
 class WorkingHours:
     timezone: str
     open: time
@@ -126,6 +180,9 @@ class Escalation:
     hours: WorkingHours
     minutes_per_conversation: float
     agent_online_seconds: float
+    # An escalation intent with no words behind it (policy/risk.yml found none)
+    # hands over only from this classifier confidence on.
+    intent_min_confidence: float = 0.0
 
     def reason_for_intent(self, intent: str | None) -> Reason | None:
         for reason in self.reasons.values():
@@ -150,6 +207,8 @@ class Service:
     return_window_days: int
     return_exceptions: Tuple[ReturnException, ...]
     retention_days: int
+    announce_wait_after_s: float = 1.5
+    ack_every_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +219,8 @@ class Policy:
     rules: Tuple[Rule, ...]
     escalation: Escalation
     service: Service
+    risk: Risk
+    faq: Dict[str, FaqTopic]
     directory: Path
 
     def phrase(self, scene: str) -> Phrase | None:
@@ -184,6 +245,8 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     rules = Source.read(directory / RULES_FILE)
     escalation = Source.read(directory / ESCALATION_FILE)
     service = Source.read(directory / SERVICE_FILE)
+    risk = Source.read(directory / RISK_FILE)
+    faq = Source.read(directory / FAQ_FILE)
     phrases = _phrases(phrasing, root)
     return Policy(
         brand=_brand(phrasing, root),
@@ -192,6 +255,8 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         rules=_rules(rules, _mapping(rules, ())),
         escalation=_escalation(escalation, _mapping(escalation, ()), phrases),
         service=_service(service, _mapping(service, ())),
+        risk=_risk(risk, _mapping(risk, ())),
+        faq=_faq(faq, _mapping(faq, ())),
         directory=directory,
     )
 
@@ -301,11 +366,20 @@ def _strings(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[str, .
 def _regexes(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[re.Pattern[str], ...]:
     compiled = []
     for i, pattern in enumerate(_strings(src, parent, key, name)):
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as e:
-            raise src.error(key + (name, i), f"invalid regular expression: {e}") from None
+        compiled.append(_regex(src, key + (name, i), pattern))
     return tuple(compiled)
+
+
+def _regex(src: Source, key: PathKey, pattern: Any) -> re.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern:
+        raise src.error(key, "must be a non-empty regular expression")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise src.error(key, f"invalid regular expression: {e}") from None
+    if compiled.search(""):
+        raise src.error(key, "matches the empty text, so it would match everywhere")
+    return compiled
 
 
 def _rules(src: Source, root: dict) -> Tuple[Rule, ...]:
@@ -403,6 +477,7 @@ def _escalation(src: Source, root: dict, phrases: Dict[str, Phrase]) -> Escalati
         agent_online_seconds=_number(
             src, root.get("queue") or {}, ("queue",), "agent_online_seconds", 5, 3600, 90
         ),
+        intent_min_confidence=_number(src, root, (), "intent_min_confidence", 0, 1, 0.0),
     )
 
 
@@ -448,7 +523,10 @@ def _service(src: Source, root: dict) -> Service:
     complaints = _mapping(src, ("complaints",), _field(src, root, (), "complaints"))
     returns = _mapping(src, ("returns",), _field(src, root, (), "returns"))
     retention = _mapping(src, ("retention",), root.get("retention") or {})
-    for name, section in (("idle", idle), ("complaints", complaints), ("returns", returns)):
+    waiting = _mapping(src, ("waiting",), root.get("waiting") or {"source": "kefu"})
+    for name, section in (
+        ("idle", idle), ("complaints", complaints), ("returns", returns), ("waiting", waiting)
+    ):
         _source(src, section, (name,))
     exceptions = []
     for i, item in enumerate(returns.get("exceptions") or []):
@@ -471,6 +549,93 @@ def _service(src: Source, root: dict) -> Service:
         retention_days=int(
             _number(src, retention, ("retention",), "transcripts_days", 1, 3650, 180)
         ),
+        announce_wait_after_s=_number(src, waiting, ("waiting",), "announce_after_s", 0.1, 30, 1.5),
+        ack_every_s=_number(src, waiting, ("waiting",), "ack_every_s", 1, 3600, 30),
+    )
+
+
+def _faq(src: Source, root: dict) -> Dict[str, FaqTopic]:
+    _source(src, root, ())
+    topics = _mapping(src, ("topics",), _field(src, root, (), "topics"))
+    out: Dict[str, FaqTopic] = {}
+    owner: Dict[str, str] = {}
+    for topic_id, item in topics.items():
+        key: PathKey = ("topics", topic_id)
+        if not isinstance(topic_id, str) or not _TOPIC_ID.match(topic_id):
+            raise src.error(key, "a topic id is lower-case letters, digits and _")
+        entry = _mapping(src, key, item)
+        for name in entry:
+            if name not in ("answer", "source", "examples") + FAQ_VARIANTS:
+                raise src.error(key + (name,), "unknown key (answer, examples, source, "
+                                "with_order, with_return, with_ticket)")
+        examples = _strings(src, entry, key, "examples")
+        if len(examples) < FAQ_MIN_EXAMPLES:
+            raise src.error(key + ("examples",), f"needs at least {FAQ_MIN_EXAMPLES} examples")
+        for i, example in enumerate(examples):
+            if example in owner:
+                raise src.error(key + ("examples", i), f"'{example}' is also in {owner[example]}")
+            owner[example] = topic_id
+        out[topic_id] = FaqTopic(
+            id=topic_id,
+            answer=_text(src, entry, key, "answer"),
+            variants={v: _text(src, entry, key, v) for v in FAQ_VARIANTS if v in entry},
+            examples=examples,
+            source=_source(src, entry, key),
+            line=src.line(key),
+        )
+    missing = [t for t in FAQ_TOPICS if t not in out]
+    if missing:
+        raise src.error(("topics",), f"missing topic(s): {', '.join(missing)}")
+    return out
+
+
+def _risk(src: Source, root: dict) -> Risk:
+    _source(src, root, ())
+    hypothetical = _mapping(src, ("hypothetical",), _field(src, root, (), "hypothetical"))
+    entries = _mapping(src, ("reasons",), _field(src, root, (), "reasons"))
+    reasons: Dict[str, RiskLexicon] = {}
+    for code, item in entries.items():
+        key: PathKey = ("reasons", code)
+        if code not in RISK_CODES:
+            known = ", ".join(RISK_CODES)
+            raise src.error(key, f"unknown reason code (one of {known}; anger is read from tone)")
+        entry = _mapping(src, key, item)
+        _source(src, entry, key)
+        weak = []
+        for i, cue in enumerate(entry.get("weak") or []):
+            where = key + ("weak", i)
+            cue = _mapping(src, where, cue)
+            weak.append(
+                WeakCue(
+                    id=_text(src, cue, where, "id"),
+                    patterns=_regexes(src, cue, where, "patterns"),
+                    context=_regexes(src, cue, where, "context"),
+                )
+            )
+            if not weak[-1].patterns or not weak[-1].context:
+                raise src.error(where, "a weak cue needs `patterns` and `context`")
+        lexicon = RiskLexicon(
+            code=str(code),
+            strong=_regexes(src, entry, key, "strong"),
+            certain=_regexes(src, entry, key, "certain"),
+            weak=tuple(weak),
+            targeted=_regexes(src, entry, key, "targeted"),
+            targets=_regexes(src, entry, key, "targets"),
+            unless=_regexes(src, entry, key, "unless"),
+            hypothetical=bool(entry.get("hypothetical", code == "safety")),
+        )
+        if not (lexicon.strong or lexicon.certain or lexicon.weak or lexicon.targeted):
+            raise src.error(key, "needs `strong`, `certain`, `weak` or `targeted` patterns")
+        if bool(lexicon.targeted) != bool(lexicon.targets):
+            raise src.error(key, "`targeted` and `targets` go together")
+        reasons[str(code)] = lexicon
+    return Risk(
+        separators=str(root.get("separators") or ""),
+        masks=str(root.get("masks") or ""),
+        before=_regex(src, ("hypothetical", "before"), hypothetical.get("before")),
+        after=_regex(src, ("hypothetical", "after"), hypothetical.get("after")),
+        clause=_regex(src, ("hypothetical", "clause"), hypothetical.get("clause")),
+        reasons=reasons,
     )
 
 
@@ -478,6 +643,10 @@ __all__ = [
     "Brand",
     "Escalation",
     "Reason",
+    "Risk",
+    "FaqTopic",
+    "RiskLexicon",
+    "WeakCue",
     "Service",
     "Tone",
     "WorkingHours",
