@@ -16,7 +16,7 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from kefu import rasa_runtime
+from kefu import faq, rasa_runtime
 from kefu.phrasing.context import ReplyContext, surname_of, title_for
 from kefu.phrasing.guard import Guard
 from kefu.policy import load_policy
@@ -46,13 +46,25 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
         context = reply_context(tracker)
         variables = {**self.guard.variables(context), **kwargs}
         slots = tracker.current_slot_values()
-        if utter_action in self.responses:
+        topic = faq.topic_of(utter_action)
+        if topic in self.guard.policy.faq:
+            response: Dict[str, Any] | None = self.faq_answer(str(topic), slots, variables)
+        elif utter_action in self.responses:
             response = self.generate_from_slots(utter_action, slots, output_channel, **variables)
         else:
             response = self.policy_phrase(utter_action, slots, variables)
         if response is not None:
             response["text"] = self.guard.apply(response.get("text"), context)
         return response
+
+    def faq_answer(
+        self, topic: str, slots: Dict[str, Any], variables: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        """The operator's answer (policy/faq.yml), in this conversation's context."""
+        policy = self.guard.policy
+        text, facts = faq.choose(policy.faq[topic], faq_context(slots))
+        values = {**{k: str(v) for k, v in variables.items()}, **faq.policy_values(policy)}
+        return {"text": faq.render(text, {**values, **facts})}
 
     def policy_phrase(
         self, name: str, slots: Dict[str, Any], variables: Dict[str, Any]
@@ -65,6 +77,19 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
             logger.warning("No response or policy phrase named '%s'.", name)
             return None
         return self._fill_response({"text": phrase.text}, slots, **variables)
+
+
+def faq_context(slots: Dict[str, Any]) -> Dict[str, Dict[str, str]]:
+    """What this conversation already did, for the FAQ answers that build on it."""
+
+    def pick(**names: str) -> Dict[str, str]:
+        return {key: str(slots[slot]) for key, slot in names.items() if slots.get(slot)}
+
+    return {
+        "order": pick(order_id="order_id", status_text="order_status", eta="order_eta"),
+        "return": pick(number="return_number", return_type="return_kind", order_id="order_id"),
+        "ticket": pick(number="ticket_number"),
+    }
 
 
 def reply_context(tracker: DialogueStateTracker) -> ReplyContext:
@@ -89,7 +114,7 @@ def reply_context(tracker: DialogueStateTracker) -> ReplyContext:
         script=script,  # type: ignore[arg-type]
         timezone=timezone,
         surname=surname_of(name),
-        title=title_for(
-            name, ((t.parse_data or {}).get("text") or t.text or "" for t in user_turns)
-        ),
+        # As the visitor said it: a title slot (asked once), or 王女士 in their words.
+        title=tracker.get_slot("title")
+        or title_for(name, ((t.parse_data or {}).get("text") or t.text or "" for t in user_turns)),
     )

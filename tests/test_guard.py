@@ -63,8 +63,8 @@ def test_no_labelled_violation_survives_the_guard(guard):
 
 
 def test_guard_checks_before_mirroring_the_script(guard):
-    out = guard.apply("你好，请稍等", ReplyContext(script="traditional"))
-    assert out == "您好，請稍等"
+    out = guard.apply("你的订单已发货", ReplyContext(script="traditional"))
+    assert out == "您的訂單已發貨"
 
 
 async def test_nlg_guards_a_bad_template(policy):
@@ -81,4 +81,5 @@ async def test_nlg_guards_a_bad_template(policy):
     bad = await nlg.generate("utter_bad", tracker, "rest")
     assert bad["text"] == policy.phrases["safe_fallback"].text
     fixable = await nlg.generate("utter_fixable", tracker, "rest")
-    assert fixable["text"] == f"您，{policy.brand.name}为您服务"
+    # The rewrite reads as natural Chinese (亲 → 您好), not a bare 您.
+    assert fixable["text"] == f"您好，{policy.brand.name}为您服务"

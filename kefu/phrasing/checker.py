@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple
@@ -11,6 +12,9 @@ from kefu.policy.loader import Rule
 from kefu.script import normalise
 
 DICTIONARY_DIR = Path(__file__).resolve().parents[2] / "data" / "dicts"
+# A clause and the punctuation after it.
+_CLAUSE = re.compile(r"([^，,。！!？?；;~～\n]*)([，,。！!？?；;~～\n]*)")
+_TIDY = re.compile(r"[，,。？?！!]{2,}")
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,57 @@ class Checker:
         return sorted(found.values(), key=lambda v: (v.start, v.end, v.rule))
 
     def fix(self, text: str) -> str:
-        """Apply the literal fixes rules carry, right to left so spans stay valid."""
+        """Apply the literal fixes rules carry, right to left so spans stay valid;
+        of two fixes for overlapping spans the longer span's wins (亲， → 您好，)."""
         by_id = {r.id: r for r in self.rules}
         fixed = text
         taken: List[Tuple[int, int]] = []
-        for v in sorted(self.check(text), key=lambda v: v.start, reverse=True):
+        for v in sorted(self.check(text), key=lambda v: (v.start, v.end), reverse=True):
             replacement = by_id[v.rule].fix
             if replacement is None or any(v.start < b and a < v.end for a, b in taken):
                 continue
             fixed = fixed[: v.start] + replacement + fixed[v.end :]
             taken.append((v.start, v.end))
         return fixed
+
+    def suggest(self, text: str) -> str | None:
+        """A rewrite that passes: literal fixes first; then each clause that still
+        breaks a rule is replaced by that rule's rewrite, a whole sentence that reads
+        naturally. None when even that does not pass."""
+        if not self.check(text):
+            return None
+        fixed = self.fix(text)
+        remaining = self.check(fixed)
+        if not remaining:
+            return fixed
+        by_id = {r.id: r for r in self.rules}
+        pieces = [(m.group(1), m.group(2)) for m in _CLAUSE.finditer(fixed)]
+        out: List[str] = []
+        offset = 0
+        used: set = set()
+        for body, delimiter in pieces:
+            start, end = offset, offset + len(body)
+            offset = end + len(delimiter)
+            hits = [v for v in remaining if v.start < end and start < v.end]
+            if not hits:
+                out.append(body + delimiter)
+                continue
+            rewrite = by_id[hits[0].rule].rewrite.rstrip("。！!，,")
+            if rewrite in used:  # two clauses, one fix: say it once
+                continue
+            used.add(rewrite)
+            # A rewrite is a statement: it keeps a comma after it, else ends the sentence.
+            if rewrite.endswith(("？", "?")):
+                ending = "，" if delimiter.strip() in ("，", ",") else ""
+            else:
+                ending = delimiter if delimiter.strip() in ("，", ",") else "。"
+            out.append(rewrite + ending)
+        candidate = "".join(out).strip()
+        candidate = _TIDY.sub(lambda m: m.group(0)[0], candidate).strip("，, ")
+        if candidate and candidate[-1] not in "。！!？?":
+            candidate += "。"
+        if candidate and not self.check(candidate):
+            return candidate
+        return next(
+            (r for r in (by_id[v.rule].rewrite for v in remaining) if not self.check(r)), None
+        )

@@ -18,6 +18,7 @@ from kefu.policy.yaml_source import Source
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Stand-ins for action-supplied {placeholders}, so the text reads as a visitor sees it.
 SAMPLE_VALUE = "2023112500123456"
+MIN_SENTENCE = 4  # CJK characters
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,22 @@ def lint_phrases(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
         yield from _check(guard.checker, rel, line, f"phrase_{scene}", render(phrase.text, guard))
 
 
+def lint_faq(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
+    """Every FAQ answer and its variants, numbers filled from the policy."""
+    from kefu import faq
+
+    path = policy.directory / "faq.yml"
+    source = Source.read(path)
+    rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    values = {**guard.variables(ReplyContext()), **faq.policy_values(policy)}
+    for topic in policy.faq.values():
+        for variant, text in (("answer", topic.answer), *topic.variants.items()):
+            line = source.line(("topics", topic.id, variant))
+            names = {n for _, n, _, _ in string.Formatter().parse(text) if n}
+            filled = text.format(**{n: values.get(n, SAMPLE_VALUE) for n in names})
+            yield from _check(guard.checker, rel, line, f"faq/{topic.id}.{variant}", filled)
+
+
 def lint_actions(actions_dir: Path, guard: Guard, root: Path) -> Iterator[Finding]:
     for path in sorted(actions_dir.rglob("*.py")):
         rel = str(path.relative_to(root))
@@ -91,7 +108,9 @@ def lint_actions(actions_dir: Path, guard: Guard, root: Path) -> Iterator[Findin
                         "(response=...), so the guard and this lint see it",
                     )
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if CJK.search(node.value):
+                # Replies live in domain.yml and policy/; a short string here is a
+                # word the code looks for (没有, 退货), not something it says.
+                if len(CJK.findall(node.value)) >= MIN_SENTENCE:
                     yield from _check(guard.checker, rel, node.lineno, "string", node.value)
 
 
@@ -99,5 +118,6 @@ def lint(root: Path, policy: Policy) -> List[Finding]:
     guard = Guard(policy)
     findings = list(lint_domain(root / "domain.yml", guard, root))
     findings += lint_phrases(policy, guard, root)
+    findings += lint_faq(policy, guard, root)
     findings += lint_actions(root / "actions", guard, root)
     return findings
