@@ -8,7 +8,7 @@ RASA := $(BIN)/rasa
 MODEL := models/kefu.tar.gz
 SETUP_STAMP := $(VENV)/.setup-done
 # Inputs of the model: training runs again only when one of these changed.
-MODEL_INPUTS := config.yml domain.yml $(shell find data kefu/nlu kefu/policies -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
+MODEL_INPUTS := config.yml domain.yml policy/faq.yml $(shell find data kefu/nlu kefu/policies -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
 
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
+from datetime import date
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -13,32 +13,36 @@ from rasa_sdk.types import DomainDict
 
 from actions import config, records
 from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
+from actions.flows import resume_note
+from kefu.orders import ids as order_ids
 
 logger = logging.getLogger(__name__)
 
-# Same format as the NLU's regex: 10-20 digits, or two letters then digits.
-ORDER_ID = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{10,20}|[A-Za-z]{2}[0-9]{6,18})(?![0-9A-Za-z])")
-
-
 def find_order_id(text: Optional[str]) -> Optional[str]:
-    match = ORDER_ID.search((text or "").replace(" ", ""))
-    return match.group(0).upper() if match else None
+    """The first order id in a text, typed with spaces or dashes or not."""
+    return order_ids.find(text)
 
 
-def spoken_duration(seconds: int) -> str:
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds // 60}分钟"
-    return f"{seconds}秒"
+def eta_text(order: Order) -> str:
+    """The carrier's estimate as a sentence, or nothing when there is none."""
+    if order.status == "delivered" or not order.estimated_delivery:
+        return ""
+    try:
+        day = date.fromisoformat(order.estimated_delivery[:10])
+    except ValueError:
+        return ""
+    return f"预计{day.month}月{day.day}日送达。"
 
 
 def status_detail(order: Order) -> str:
     if order.status == "pending":
-        return "仓库正在为您备货，会尽快发出。"
+        return "仓库正在为您备货，会尽快发出。" + eta_text(order)
     if order.status == "delivered" and order.delivered_at:
         return f"已于{order.delivered_at[:10]}签收。"
+    detail = ""
     if order.carrier and order.tracking_no:
-        return f"承运快递：{order.carrier}，运单号：{order.tracking_no}。"
-    return ""
+        detail = f"承运快递：{order.carrier}，运单号：{order.tracking_no}。"
+    return detail + eta_text(order)
 
 
 NO_ORDER_WORDS = ("没有", "没订单", "不记得", "找不到", "无")
@@ -60,13 +64,13 @@ def check_order_id(
     text = str(slot_value) if slot_value is not None else ""
     order_id = find_order_id(text)
     if order_id:
-        return {"order_id": order_id, "order_id_failures": 0.0}
+        return {"order_id": order_id, "form_failures": 0.0}
     if optional and any(word in text for word in NO_ORDER_WORDS):
-        return {"order_id": "无", "order_id_failures": 0.0}
-    failures = (tracker.get_slot("order_id_failures") or 0.0) + 1
+        return {"order_id": "无", "form_failures": 0.0}
+    failures = (tracker.get_slot("form_failures") or 0.0) + 1
     if failures < config.policy().escalation.form_failures:
         dispatcher.utter_message(response="phrase_order_id_invalid")
-    return {"order_id": None, "order_id_failures": failures}
+    return {"order_id": None, "form_failures": failures}
 
 
 class OrderIdValidation:
@@ -98,7 +102,7 @@ class ActionAskOrderId(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
-        if tracker.get_slot("order_id_failures"):
+        if tracker.get_slot("form_failures"):
             # The rejection already asked again, with an example; at the limit the
             # conversation is handed over next (bot_failure).
             return []
@@ -108,7 +112,11 @@ class ActionAskOrderId(Action):
 
 
 class ActionLookupOrder(Action):
-    """Say why and how long, look the order up, thank the visitor, give the status."""
+    """Look the order up and give its status with the carrier's estimate.
+
+    No wait is announced here: a lookup usually answers in milliseconds, and the
+    desk itself tells the visitor when a reply takes longer (honest waiting).
+    """
 
     def name(self) -> Text:
         return "action_lookup_order"
@@ -124,11 +132,6 @@ class ActionLookupOrder(Action):
             dispatcher.utter_message(response="phrase_ask_order_id")
             return []
         backend = config.order_backend()
-        dispatcher.utter_message(
-            response="phrase_wait_lookup",
-            order_id=order_id,
-            estimate=spoken_duration(backend.estimate_s),
-        )
         try:
             order = await OrderClient(backend.url, backend.timeout_s).get(order_id)
         except OrderNotFound:
@@ -138,7 +141,6 @@ class ActionLookupOrder(Action):
             logger.warning("order lookup failed: %s", e)
             dispatcher.utter_message(response="phrase_lookup_failed")
             return [SlotSet("lookup_failed", True)]
-        dispatcher.utter_message(response="phrase_thanks_wait")
         dispatcher.utter_message(
             response="phrase_order_status",
             order_id=order.order_id,
@@ -146,7 +148,11 @@ class ActionLookupOrder(Action):
             status_text=order.status_text,
             detail=status_detail(order),
         )
-        return [SlotSet("lookup_failed", False)]
+        return [
+            SlotSet("lookup_failed", False),
+            SlotSet("order_status", order.status_text),
+            SlotSet("order_eta", eta_text(order) or None),
+        ] + resume_note(dispatcher, tracker, "order_form")
 
 
 class ActionTakePhone(Action):

@@ -24,3 +24,12 @@ async def keep(kind: str, conversation_id: str, data: Dict[str, Any]) -> Optiona
     except StoreError as e:
         logger.error("%s not stored: %s", kind, e)
         return None
+
+
+async def append_to(number: str, key: str, value: Any) -> bool:
+    """Add to a stored record (an addition to a complaint ticket); False on an outage."""
+    try:
+        return await store().append(number, key, value)
+    except StoreError as e:
+        logger.error("%s not updated: %s", number, e)
+        return False

@@ -13,8 +13,8 @@ from rasa_sdk.types import DomainDict
 
 from actions import config, records
 from actions.api.orders import OrderClient, OrderLookupError, OrderNotFound
-from actions.base import PhraseAction
-from actions.orders import OrderIdValidation, find_order_id, spoken_duration
+from actions.flows import resume_note
+from actions.orders import OrderIdValidation, find_order_id
 from kefu import returns
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,14 @@ class ValidateReturnForm(OrderIdValidation, FormValidationAction):
         domain: DomainDict,
     ) -> Dict[Text, Any]:
         value = returns.return_type_of(str(slot_value or ""))
-        if value is None and slot_value == "退换货":
-            value = None  # both named: ask which one
-        return {"return_type": value}
+        if value is not None:
+            return {"return_type": value, "form_failures": 0.0}
+        # Not one of the three (or 退换货, both): ask again, explaining the choice; at
+        # the policy's limit the escalation policy hands over (bot_failure).
+        failures = (tracker.get_slot("form_failures") or 0.0) + 1
+        if failures < config.policy().escalation.form_failures:
+            dispatcher.utter_message(response="phrase_return_type_again")
+        return {"return_type": None, "form_failures": failures}
 
     async def validate_return_reason(
         self,
@@ -58,11 +63,17 @@ class ValidateReturnForm(OrderIdValidation, FormValidationAction):
         return {"return_reason": text or "无理由"}
 
 
-class ActionAskReturnType(PhraseAction):
-    scene = "ask_return_type"
-
+class ActionAskReturnType(Action):
     def name(self) -> Text:
         return "action_ask_return_type"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        if tracker.get_slot("form_failures"):
+            return []  # the rejection already asked again, explaining the choice
+        dispatcher.utter_message(response="phrase_ask_return_type")
+        return []
 
 
 class ActionAskReturnReason(Action):
@@ -89,11 +100,6 @@ class ActionCheckReturn(Action):
         order_id = tracker.get_slot("order_id")
         kind = tracker.get_slot("return_type") or "退货"
         backend = config.order_backend()
-        dispatcher.utter_message(
-            response="phrase_wait_lookup",
-            order_id=order_id,
-            estimate=spoken_duration(backend.estimate_s),
-        )
         reset = [SlotSet(slot, None) for slot in RETURN_SLOTS]
         try:
             order = await OrderClient(backend.url, backend.timeout_s).get(str(order_id))
@@ -140,4 +146,12 @@ class ActionCheckReturn(Action):
             number=record.number,
             steps=steps.text if steps else "",
         )
-        return reset + [SlotSet("product", order.product)]
+        return (
+            reset
+            + [
+                SlotSet("product", order.product),
+                SlotSet("return_number", record.number),
+                SlotSet("return_kind", kind),
+            ]
+            + resume_note(dispatcher, tracker, "return_form")
+        )

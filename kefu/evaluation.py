@@ -500,6 +500,12 @@ def main(argv: List[str] | None = None) -> int:
     nlu.add_argument("--out", type=Path, default=ROOT / "reports" / "nlu")
     phrasing = commands.add_parser("phrasing", help="phrasing checker on labelled texts")
     phrasing.add_argument("--out", type=Path, default=ROOT / "reports" / "phrasing")
+    judgement = commands.add_parser("judgement", help="hand-overs on labelled visitor words")
+    judgement.add_argument("--model", type=Path, default=ROOT / "models" / "kefu.tar.gz")
+    judgement.add_argument("--out", type=Path, default=ROOT / "reports" / "judgement")
+    faq = commands.add_parser("faq", help="FAQ topics on held-out shop questions")
+    faq.add_argument("--model", type=Path, default=ROOT / "models" / "kefu.tar.gz")
+    faq.add_argument("--out", type=Path, default=ROOT / "reports" / "faq")
     smp = commands.add_parser("smp2019", help="5-fold CV on SMP-2019")
     smp.add_argument("--out", type=Path, default=ROOT / "reports" / "smp2019")
     args = parser.parse_args(argv)
@@ -507,7 +513,28 @@ def main(argv: List[str] | None = None) -> int:
         return run_nlu_eval(args.model.resolve(), args.out)
     if args.command == "phrasing":
         return run_phrasing_eval(args.out)
+    if args.command == "judgement":
+        return run_judgement_eval(args.model.resolve(), args.out)
+    if args.command == "faq":
+        return run_faq_eval(args.model.resolve(), args.out)
     return run_smp_cv(args.out)
+
+
+def run_judgement_eval(model: Path, out: Path) -> int:
+    from kefu import evaluation_judgement
+    from kefu.policy import load_policy
+
+    _, failed = evaluation_judgement.run(model, out, load_policy())
+    print((out / "summary.md").read_text(encoding="utf-8").split("\n## ")[0])
+    return failed
+
+
+def run_faq_eval(model: Path, out: Path) -> int:
+    from kefu import evaluation_faq
+
+    _, failed = evaluation_faq.run(model, out)
+    print((out / "summary.md").read_text(encoding="utf-8").split("\n| topic")[0])
+    return failed
 
 
 if __name__ == "__main__":

@@ -93,7 +93,8 @@ async def test_ask_human_with_an_agent_online_is_queued_with_position_and_summar
     await say(desk, cid, token, "帮我查一下订单2023112500123456")
     body = await say(desk, cid, token, "我要转人工")
     assert body["mode"] == "queued"
-    assert "转接人工客服" in texts(body)[0] and "位客户在等待" in texts(body)[-1]
+    # Nobody ahead: 您是下一位, never 前面还有0位.
+    assert "转接人工客服" in texts(body)[0] and "您是下一位" in texts(body)[-1]
     assert body["queue"]["ahead"] >= 0 and body["queue"]["wait"].endswith("分钟")
     listing = await (await desk.get("/api/agent/conversations", headers=agent)).json()
     [mine] = [c for c in listing if c["conversation_id"] == cid]
@@ -148,9 +149,9 @@ async def test_safety_jumps_the_queue(desk):
         (["垃圾客服，什么玩意"], "abuse"),
         (["我要去12315投诉你们"], "legal_media"),
         (["你们必须赔偿我的损失"], "compensation"),
-        (["叫你们经理出来", "不行，我就要找你们领导"], "supervisor"),
+        (["叫你们经理出来"], "supervisor"),
         (["我都问了第三次了！！！", "你们到底怎么回事？？？真是忍无可忍"], "anger"),
-        (["帮我查一下订单", "12345", "单号是 987654"], "bot_failure"),
+        (["帮我查一下订单", "1234", "单号是 987654"], "bot_failure"),
     ],
 )
 async def test_each_reason_reaches_the_desk(desk, lines, reason):
@@ -291,7 +292,8 @@ async def test_idle_visitor_is_prompted_twice_then_closed_across_a_restart(
         )
     ).json()
     bot = [m["text"] for m in history["messages"] if m["sender"] == "bot"]
-    assert bot[1:] == ["您好，请问您还在线吗？", "您好，请问您还在线吗？", bot[-1]]
+    # Two prompts that are not word-for-word repeats, then the polite close.
+    assert len(bot) == 4 and bot[1] == "您好，请问您还在线吗？" and bot[2] != bot[1]
     assert "长时间没有回复" in bot[-1] and history["mode"] == "closed"
 
 

@@ -101,7 +101,7 @@ async def test_valid_id_is_kept(dispatcher, make_tracker, domain):
     result = await ValidateOrderForm().validate_order_id(
         "单号JD20231118001", dispatcher, make_tracker(), domain.as_dict()
     )
-    assert result == {"order_id": "JD20231118001", "order_id_failures": 0.0}
+    assert result == {"order_id": "JD20231118001", "form_failures": 0.0}
     assert dispatcher.messages == []
 
 
@@ -110,11 +110,11 @@ async def test_invalid_id_is_asked_again_with_an_example_then_handed_over(
 ):
     form = ValidateOrderForm()
     first = await form.validate_order_id("12345", dispatcher, make_tracker(), domain.as_dict())
-    assert first == {"order_id": None, "order_id_failures": 1.0}
+    assert first == {"order_id": None, "form_failures": 1.0}
     second = await form.validate_order_id(
-        "abc", dispatcher, make_tracker(slots={"order_id_failures": 1.0}), domain.as_dict()
+        "abc", dispatcher, make_tracker(slots={"form_failures": 1.0}), domain.as_dict()
     )
-    assert second == {"order_id": None, "order_id_failures": 2.0}
+    assert second == {"order_id": None, "form_failures": 2.0}
     # The second time nothing is said here: EscalationPolicy hands over (bot_failure).
     assert [m["response"] for m in dispatcher.messages] == ["phrase_order_id_invalid"]
 
@@ -127,21 +127,20 @@ async def test_form_asks_with_the_policy_phrase(dispatcher, make_tracker, domain
 # --- the lookup --------------------------------------------------------------------------
 
 
-async def test_lookup_announces_the_wait_then_thanks_and_answers(
+async def test_lookup_answers_with_the_status_and_the_carriers_estimate(
     backend, use_backend, dispatcher, make_tracker, domain
 ):
     use_backend(base_url(backend))
     tracker = make_tracker(slots={"order_id": "2023112500123456"})
     events = await ActionLookupOrder().run(dispatcher, tracker, domain.as_dict())
-    assert [m["response"] for m in dispatcher.messages] == [
-        "phrase_wait_lookup",
-        "phrase_thanks_wait",
-        "phrase_order_status",
-    ]
-    wait, _, status = dispatcher.messages
-    assert wait["order_id"] == "2023112500123456" and wait["estimate"] == "1分钟"
+    # No wait announced here: the desk says 请稍等 only when a reply really is slow.
+    [status] = dispatcher.messages
+    assert status["response"] == "phrase_order_status"
     assert status["status_text"] == "运输中" and "SF1234567890123" in status["detail"]
-    assert {"event": "slot", "name": "lookup_failed", "value": False, "timestamp": None} in events
+    assert "预计" in status["detail"] and "送达" in status["detail"]
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots["lookup_failed"] is False and slots["order_status"] == "运输中"
+    assert slots["order_eta"].startswith("预计")
 
 
 async def test_lookup_of_an_unknown_order_asks_to_check_it(
@@ -166,10 +165,7 @@ async def test_lookup_that_fails_apologises_and_offers_a_call_back(
     events = await ActionLookupOrder().run(
         dispatcher, make_tracker(slots={"order_id": "2023112500123456"}), domain.as_dict()
     )
-    assert [m["response"] for m in dispatcher.messages] == [
-        "phrase_wait_lookup",
-        "phrase_lookup_failed",
-    ]
+    assert [m["response"] for m in dispatcher.messages] == ["phrase_lookup_failed"]
     assert events[0]["name"] == "lookup_failed" and events[0]["value"] is True
 
 

@@ -74,7 +74,8 @@ def test_held_out_split_never_enters_training():
 
 def test_held_out_covers_every_intent():
     declared = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["intents"]
-    assert {e.intent for e in load_examples(HELD_OUT)} == set(declared)
+    # Shop questions (faq/<topic>) have their own held-out set: tests/faq/sealed_questions.yml.
+    assert {e.intent for e in load_examples(HELD_OUT)} == set(declared) - {"faq"}
 
 
 def test_project_dictionary_is_valid_jieba_format():

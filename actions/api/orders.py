@@ -29,6 +29,7 @@ class Order:
     ordered_at: str
     shipped_at: Optional[str]
     delivered_at: Optional[str]
+    estimated_delivery: Optional[str] = None  # a date, while the order is on its way
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> "Order":
@@ -42,6 +43,7 @@ class Order:
             ordered_at=str(data.get("ordered_at") or ""),
             shipped_at=data.get("shipped_at"),
             delivered_at=data.get("delivered_at"),
+            estimated_delivery=data.get("estimated_delivery"),
         )
 
 

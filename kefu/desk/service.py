@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
+from kefu import escalation
 from kefu.desk.auth import hash_password, new_token, token_hash, verify_password
 from kefu.desk.config import DeskConfig
 from kefu.desk.hub import Hub
@@ -146,31 +147,50 @@ class Desk:
         if mode == "closed":
             return [await self.say(conversation, "closed_notice")]
         if mode == "bot":
-            try:
-                answers = await self.rasa.send(conversation.id, text, metadata)
-            except RasaUnavailable as e:
-                logger.error("Rasa unavailable for %s: %s", conversation.id, e)
-                return await self._rasa_down(conversation)
-            replies = await self._bot_answers(conversation, answers)
-            if conversation.status == "bot":
-                problem = None
-                if not replies:
-                    problem = "no reply from the assistant"  # never silence
-                elif self.actions is not None and not await self.actions.up():
-                    problem = "action server down"  # its forms and lookups cannot work
-                if problem:
-                    logger.error("%s for %s: handing over", problem, conversation.id)
-                    replies += await self._rasa_down(conversation, note=problem)
-                    await self._tell_rasa(
-                        conversation,
-                        [{"event": "slot", "name": "handoff_reason", "value": "bot_failure"}],
-                    )
-            if conversation.status == "bot":
-                await self._arm_idle(conversation, held=self._held(answers))
-            return replies
+            return await self._bot_turn(conversation, text, metadata)
         if mode == "callback":
             return await self._callback_step(conversation, text)
         return await self._while_human(conversation, text)
+
+    async def _bot_turn(
+        self, conversation: Conversation, text: str, metadata: Dict[str, Any]
+    ) -> List[Message]:
+        """Rasa answers; a wait is announced only when that really takes a while."""
+        await self.hub.publish(conversation.id, {"type": "typing"})
+        replies: List[Message] = []
+        pending = asyncio.ensure_future(self.rasa.send(conversation.id, text, metadata))
+        try:
+            try:
+                answers = await asyncio.wait_for(
+                    asyncio.shield(pending), self.policy.service.announce_wait_after_s
+                )
+            except asyncio.TimeoutError:
+                replies.append(await self.say(conversation, "wait_slow"))
+                answers = await pending
+                if answers:
+                    replies.append(await self.say(conversation, "thanks_wait"))
+        except RasaUnavailable as e:
+            logger.error("Rasa unavailable for %s: %s", conversation.id, e)
+            return replies + await self._rasa_down(conversation)
+        replies += await self._bot_answers(conversation, answers)
+        if conversation.status == "bot":
+            problem = None
+            if not any(m.sender == "bot" for m in replies):
+                problem = "no reply from the assistant"  # never silence
+            elif self.actions is not None and not await self.actions.up():
+                problem = "action server down"  # its forms and lookups cannot work
+            if problem:
+                logger.error("%s for %s: handing over", problem, conversation.id)
+                replies += await self._rasa_down(conversation, note=problem)
+                await self._tell_rasa(
+                    conversation,
+                    [{"event": "slot", "name": "handoff_reason", "value": "bot_failure"}],
+                )
+        if conversation.status == "bot":
+            await self._arm_idle(
+                conversation, held=self._held(answers), closing=self._closing(answers)
+            )
+        return replies
 
     async def _remember_script(self, conversation: Conversation, text: str) -> None:
         script = detect_script(text)
@@ -179,48 +199,83 @@ class Desk:
             await self.store.update(conversation.id, summary=conversation.summary)
 
     @staticmethod
-    def _held(answers: List[Dict[str, Any]]) -> bool:
-        return any(
-            ((a.get("custom") or {}).get("kefu") or {}).get("event") == "hold_on" for a in answers
-        )
+    def _signal(answer: Dict[str, Any]) -> Dict[str, Any]:
+        return dict((answer.get("custom") or {}).get("kefu") or {})
+
+    def _held(self, answers: List[Dict[str, Any]]) -> bool:
+        return any(self._signal(a).get("event") == "hold_on" for a in answers)
+
+    def _closing(self, answers: List[Dict[str, Any]]) -> bool:
+        """The bot thanked the visitor or said goodbye: no idle prompt after that."""
+        return any(self._signal(a).get("event") == "closing" for a in answers)
 
     async def _bot_answers(
         self, conversation: Conversation, answers: List[Dict[str, Any]]
     ) -> List[Message]:
-        replies: List[Message] = []
         handoff: Optional[Dict[str, Any]] = None
+        texts: List[str] = []
+        handoff_text: Optional[int] = None  # the bot's hand-over phrase, right before it
         for answer in answers:
-            signal = (answer.get("custom") or {}).get("kefu") or {}
+            signal = self._signal(answer)
             if signal.get("event") == "handoff":
                 handoff = signal
+                handoff_text = len(texts) - 1 if texts else None
             if answer.get("text"):
-                replies.append(await self.post(conversation, "bot", str(answer["text"])))
+                texts.append(str(answer["text"]))
+        queued = await self._can_queue() if handoff is not None else True
+        replies: List[Message] = []
+        for i, text in enumerate(texts):
+            if i == handoff_text and not queued:
+                continue  # "transferring you now" is not true: hand_over says what is
+            replies.append(await self.post(conversation, "bot", text))
         if handoff is not None:
-            replies += await self.hand_over(conversation, handoff)
+            replies += await self.hand_over(
+                conversation, handoff, phrase_said=queued and handoff_text is not None
+            )
         return replies
 
     async def _rasa_down(
         self, conversation: Conversation, note: str = "Rasa unavailable"
     ) -> List[Message]:
-        reason = self.policy.escalation.reasons["bot_failure"]
-        summary = {"reason": reason.code, "priority": reason.priority, "note": note}
-        first = await self.say(conversation, "rasa_unavailable")
-        return [first] + await self.hand_over(conversation, summary)
+        decision = escalation.bot_failed(self.policy.escalation)
+        signal = {"reason": decision.code, "priority": decision.reason.priority, "note": note}
+        return await self.hand_over(
+            conversation, signal, phrase_said=False, scene="rasa_unavailable"
+        )
 
-    async def hand_over(self, conversation: Conversation, signal: Dict[str, Any]) -> List[Message]:
-        """Queue for an agent, or take a call-back request when nobody can answer now."""
-        escalation = self.policy.escalation
+    async def _can_queue(self) -> bool:
+        """An agent can take the conversation now: within hours and someone online."""
+        escalation_policy = self.policy.escalation
+        now = utcnow()
+        if not escalation_policy.hours.covers(now):
+            return False
+        online = await self.store.agents_seen_since(
+            now - timedelta(seconds=escalation_policy.agent_online_seconds)
+        )
+        return online > 0
+
+    async def hand_over(
+        self,
+        conversation: Conversation,
+        signal: Dict[str, Any],
+        phrase_said: bool = True,
+        scene: Optional[str] = None,
+    ) -> List[Message]:
+        """Queue for an agent, or take a call-back request when nobody can answer now.
+
+        `phrase_said`: the bot already said the reason's hand-over phrase. Otherwise
+        the desk says it (`scene` for the queued case, when given), or, for a
+        call-back, the reason's `_callback` phrase: no "transferring you now" when
+        nobody can be transferred to.
+        """
+        reasons = self.policy.escalation.reasons
         code = str(signal.get("reason") or "")
-        if code not in escalation.reasons:
+        if code not in reasons:
             code = "customer_request"
-        reason = escalation.reasons[code]
+        reason = reasons[code]
         now = utcnow()
         summary = {**conversation.summary, **{k: v for k, v in signal.items() if k != "event"}}
-        online = await self.store.agents_seen_since(
-            now - timedelta(seconds=escalation.agent_online_seconds)
-        )
-        open_now = escalation.hours.covers(now)
-        queued = open_now and online > 0
+        queued = await self._can_queue()
         if not queued:
             summary["callback"] = {"stage": "phone"}
         await self.set_mode(
@@ -232,16 +287,107 @@ class Desk:
             summary=summary,
             idle_deadline=None,
         )
+        replies: List[Message] = []
         if queued:
-            return [
-                await self.say(conversation, "queue_position", **await self._queue(conversation))
-            ]
-        why = "人工客服暂时都在忙" if open_now else "现在是人工客服的休息时间"
-        return [await self.say(conversation, "callback_ask_phone", reason_text=why)]
+            if not phrase_said:
+                replies.append(await self.say(conversation, scene or reason.phrase))
+            replies.append(await self._say_queue(conversation, "queue_position"))
+            return replies
+        if self.policy.phrase(f"{reason.phrase}_callback"):
+            replies.append(await self.say(conversation, f"{reason.phrase}_callback"))
+        replies.append(
+            await self.say(conversation, "callback_ask_phone", reason_text=self._why_callback(now))
+        )
+        return replies
+
+    def _why_callback(self, now: datetime) -> str:
+        hours = self.policy.escalation.hours
+        if hours.covers(now):
+            return "人工客服暂时都在忙"
+        return f"现在是人工客服的休息时间（服务时间{hours.open:%H:%M}-{hours.close:%H:%M}）"
+
+    async def _say_queue(self, conversation: Conversation, scene: str) -> Message:
+        """A queue phrase with the place and the wait: 您是下一位 when nobody is ahead."""
+        place = await self._queue(conversation)
+        if place["ahead"] == 0 and self.policy.phrase(f"{scene}_next"):
+            scene = f"{scene}_next"
+        return await self.say(conversation, scene, **place)
+
+    async def _waiting_escalation(
+        self, conversation: Conversation, parse: Dict[str, Any]
+    ) -> Optional[Message]:
+        """A more urgent reason in what a waiting visitor writes: raise the priority
+        and say that reason's phrase (asked of kefu.escalation, like the bot does)."""
+        turns = [escalation.Turn(**t) for t in conversation.summary.get("waiting_turns", [])]
+        turn = escalation.turn_of(parse) if parse else escalation.Turn(None)
+        turns = (turns + [turn])[-10:]
+        conversation.summary["waiting_turns"] = [
+            {
+                "intent": t.intent,
+                "tone_score": t.tone_score,
+                "labels": list(t.labels),
+                "risks": list(t.risks),
+            }
+            for t in turns
+        ]
+        decision = escalation.while_waiting(
+            conversation.reason or "customer_request", turns, self.policy.escalation
+        )
+        if decision is None:
+            await self.store.update(conversation.id, summary=conversation.summary)
+            return None
+        summary = conversation.summary
+        summary["reason_upgraded_from"] = conversation.reason
+        evidence = (parse.get("risk") or {}).get("evidence") or []
+        summary["evidence"] = (summary.get("evidence") or []) + [
+            {k: e.get(k) for k in ("reason", "sentence", "match", "how")} for e in evidence
+        ]
+        await self.set_mode(
+            conversation, reason=decision.code, priority=decision.reason.priority, summary=summary
+        )
+        scene = decision.reason.phrase
+        if conversation.status == "callback" and self.policy.phrase(f"{scene}_callback"):
+            scene = f"{scene}_callback"
+        return await self.say(conversation, scene)
+
+    async def _parse(self, text: str) -> Dict[str, Any]:
+        try:
+            return await self.rasa.parse(text)
+        except RasaUnavailable:
+            return {}
+
+    def _ack_due(self, conversation: Conversation) -> bool:
+        """At most one acknowledgement every `waiting.ack_every_s` seconds."""
+        last = conversation.summary.get("last_ack_at")
+        if not last:
+            return True
+        elapsed = (utcnow() - datetime.fromisoformat(last)).total_seconds()
+        return elapsed >= self.policy.service.ack_every_s
+
+    async def _acknowledged(self, conversation: Conversation, message: Message) -> Message:
+        conversation.summary["last_ack_at"] = utcnow().isoformat()
+        await self.store.update(conversation.id, summary=conversation.summary)
+        return message
 
     async def _callback_step(self, conversation: Conversation, text: str) -> List[Message]:
-        await self._tell_rasa(conversation, [{"event": "user", "text": text}])
+        parse = await self._parse(text)
+        event: Dict[str, Any] = {"event": "user", "text": text}
+        if parse:
+            event["parse_data"] = parse
+        await self._tell_rasa(conversation, [event])
         callback = dict(conversation.summary.get("callback") or {"stage": "phone"})
+        urgent = await self._waiting_escalation(conversation, parse)
+        if urgent is not None:
+            # Not an answer to the question: the urgent reason first, then the question again.
+            again = {"phone": "callback_ask_phone", "time": "callback_ask_time"}.get(
+                callback.get("stage", ""), ""
+            )
+            replies = [urgent]
+            if again:
+                replies.append(
+                    await self.say(conversation, again, reason_text=self._why_callback(utcnow()))
+                )
+            return replies
         if callback.get("stage") == "phone":
             match = PHONE.search(text.replace(" ", "").replace("-", ""))
             if not match:
@@ -250,43 +396,43 @@ class Desk:
             reply = await self.say(conversation, "callback_ask_time")
         elif callback.get("stage") == "time":
             callback.update(stage="booked", when=text.strip()[:60])
-            hours = self.policy.escalation.hours
-            reply = await self.say(
-                conversation,
-                "callback_booked",
-                phone=mask_phone(callback["phone"]),
-                when=callback["when"],
-                promise=f"工作时间（{hours.open:%H:%M}-{hours.close:%H:%M}）",
-            )
+            reply = await self.say(conversation, "callback_booked", **self._booked(callback))
         else:
-            return []  # booked: an agent reads it with the conversation
+            # Booked: an agent reads it with the conversation; the visitor hears it arrived.
+            if not self._ack_due(conversation):
+                return []
+            message = await self.say(conversation, "callback_ack", **self._booked(callback))
+            return [await self._acknowledged(conversation, message)]
         conversation.summary["callback"] = callback
         await self.set_mode(conversation, summary=conversation.summary)
         return [reply]
 
+    def _booked(self, callback: Dict[str, Any]) -> Dict[str, str]:
+        hours = self.policy.escalation.hours
+        return {
+            "phone": mask_phone(str(callback.get("phone") or "")),
+            "when": str(callback.get("when") or ""),
+            "promise": f"工作时间（{hours.open:%H:%M}-{hours.close:%H:%M}）",
+        }
+
     async def _while_human(self, conversation: Conversation, text: str) -> List[Message]:
-        """Queued or with an agent: the bot is silent, but Rasa still hears everything."""
+        """Queued or with an agent: the bot is silent, but Rasa still hears everything,
+        and a queued visitor always hears that the message arrived (with the place)."""
         event: Dict[str, Any] = {"event": "user", "text": text}
-        replies: List[Message] = []
-        try:
-            parse = await self.rasa.parse(text)
+        parse = await self._parse(text)
+        if parse:
             event["parse_data"] = parse
-        except RasaUnavailable:
-            parse = {}
         intent = (parse.get("intent") or {}).get("name")
-        reasons = self.policy.escalation.reasons
-        if intent == "report_safety" and conversation.priority < reasons["safety"].priority:
-            conversation.summary["reason_upgraded_from"] = conversation.reason
-            await self.set_mode(
-                conversation,
-                reason="safety",
-                priority=reasons["safety"].priority,
-                summary=conversation.summary,
-            )
-        if conversation.status == "queued" and intent == "urge":
-            replies.append(
-                await self.say(conversation, "queue_urge", **await self._queue(conversation))
-            )
+        replies: List[Message] = []
+        urgent = await self._waiting_escalation(conversation, parse)
+        if urgent is not None:
+            replies.append(urgent)
+        if conversation.status == "queued":
+            if intent == "urge":
+                replies.append(await self._say_queue(conversation, "queue_urge"))
+            elif not replies and self._ack_due(conversation):
+                message = await self._say_queue(conversation, "queue_ack")
+                replies.append(await self._acknowledged(conversation, message))
         await self._tell_rasa(
             conversation, [event] + [{"event": "bot", "text": m.text} for m in replies]
         )
@@ -305,13 +451,25 @@ class Desk:
         await self.records.add("survey", conversation.id, {"score": score, "via": "desk"})
 
     # --- idle visitors ---------------------------------------------------------
-    async def _arm_idle(self, conversation: Conversation, held: bool = False) -> None:
+    async def _arm_idle(
+        self, conversation: Conversation, held: bool = False, closing: bool = False
+    ) -> None:
+        """Start the idle timer. After the bot's thanks or goodbye nobody is asked
+        "还在线吗": the timer then only closes the chat, quietly."""
         service = self.policy.service
         wait = service.idle_after_s * (service.hold_on_factor if held else 1)
+        prompts = service.idle_prompts if closing else 0
+        if bool(conversation.summary.get("closing")) != closing:
+            conversation.summary["closing"] = closing
+            await self.store.update(conversation.id, summary=conversation.summary)
         await self.store.update(
-            conversation.id, idle_deadline=utcnow() + timedelta(seconds=wait), idle_prompts=0
+            conversation.id,
+            idle_deadline=utcnow() + timedelta(seconds=wait),
+            idle_prompts=prompts,
         )
-        conversation.idle_prompts = 0
+        conversation.idle_prompts = prompts
+
+    IDLE_PROMPTS = ("idle_prompt", "idle_prompt_again")  # never the same words twice
 
     async def tick(self) -> int:
         """Prompt idle visitors, close the ones who stay silent; purge old transcripts.
@@ -327,10 +485,12 @@ class Desk:
                 if await self.store.claim_idle(
                     conversation, now + timedelta(seconds=service.idle_after_s)
                 ):
-                    await self.say(conversation, "idle_prompt")
+                    scene = self.IDLE_PROMPTS[min(conversation.idle_prompts, 1)]
+                    await self.say(conversation, scene)
                     acted += 1
             elif await self.store.claim_idle(conversation, None):
-                await self.say(conversation, "idle_close")
+                if not conversation.summary.get("closing"):
+                    await self.say(conversation, "idle_close")
                 await self.set_mode(conversation, status="closed")
                 acted += 1
         await self.store.purge_closed_before(now - timedelta(days=service.retention_days))
@@ -372,19 +532,10 @@ class Desk:
         await self._tell_rasa(conversation, [{"event": "bot", "text": message.text}])
 
     def check_agent_text(self, text: str) -> Dict[str, Any]:
-        """The checker's verdict, with a one-click rewrite when there is one that passes:
-        the text with the rules' literal fixes, else the standard phrase a rule suggests."""
+        """The checker's verdict: every violation with its span, and a one-click
+        rewrite that passes the checker itself (`Checker.suggest`)."""
         violations = self.checker.check(text)
-        suggestion = None
-        if violations:
-            fixed = self.checker.fix(text)
-            remaining = self.checker.check(fixed)
-            if not remaining:
-                suggestion = fixed
-            else:
-                suggestion = next(
-                    (v.rewrite for v in remaining if not self.checker.check(v.rewrite)), None
-                )
+        suggestion = self.checker.suggest(text) if violations else None
         return {
             "ok": not violations,
             "violations": [v.as_dict() for v in violations],
@@ -402,17 +553,30 @@ class Desk:
     async def release(self, conversation: Conversation, agent: str) -> None:
         if conversation.status not in ("agent", "queued", "callback"):
             raise NotAllowed(f"conversation is {conversation.status}")
-        await self.set_mode(conversation, status="bot", agent=None, waiting_since=None)
+        # What the agent last told the visitor: the bot repeats that promise when chased.
+        said = [m for m in await self.store.messages(conversation.id) if m.sender == "agent"]
+        promise = (
+            said[-1].text if said and said[-1].text != self._joined_text(conversation) else None
+        )
+        conversation.summary.pop("waiting_turns", None)
+        conversation.summary.pop("last_ack_at", None)
+        await self.set_mode(
+            conversation, status="bot", agent=None, waiting_since=None, summary=conversation.summary
+        )
         message = await self.say(conversation, "resume")
         # Clearing the reason tells Rasa's escalation policy to count afresh.
         await self._tell_rasa(
             conversation,
             [
                 {"event": "slot", "name": "handoff_reason", "value": None},
+                {"event": "slot", "name": "agent_promise", "value": promise},
                 {"event": "bot", "text": message.text},
             ],
         )
         await self._arm_idle(conversation)
+
+    def _joined_text(self, conversation: Conversation) -> str:
+        return self.render(conversation, "agent_joined", agent=conversation.agent or "")
 
     async def close(self, conversation: Conversation) -> None:
         if conversation.status == "closed":

@@ -12,7 +12,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from kefu.orders import ids as order_ids
+
 REGEX_EXTRACTOR = "RegexEntityExtractor"
+SELF = "EntityReconciler"
 # Entities whose format a pattern defines exactly: only the pattern may produce them.
 PATTERN_ENTITIES = frozenset({"order_id", "phone"})
 
@@ -51,22 +54,36 @@ class EntityReconciler(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            entities = message.get(ENTITIES) or []
+            text = message.get(TEXT) or ""
+            entities = with_grouped_order_ids(message.get(ENTITIES) or [], text)
             if entities:
-                message.set(
-                    ENTITIES,
-                    reconcile(entities, message.get(TEXT) or ""),
-                    add_to_output=True,
-                )
+                message.set(ENTITIES, reconcile(entities, text), add_to_output=True)
         return messages
 
 
+def with_grouped_order_ids(entities: List[Dict[str, Any]], text: str) -> List[Dict[str, Any]]:
+    """Order ids typed in groups (2023-1125-0012-3456, JD 20231118001) that the pattern
+    cannot see, as pattern entities with the id as their value; every order id's value
+    is the normalised id."""
+    out = []
+    for e in entities:
+        if e.get("entity") == "order_id" and e.get("extractor") == REGEX_EXTRACTOR:
+            e = {**e, "value": order_ids.find(str(e.get("value") or "")) or e.get("value")}
+        out.append(e)
+    known = {(e["start"], e["end"]) for e in out if e.get("entity") == "order_id"}
+    for value, start, end in order_ids.find_all(text):
+        if (start, end) not in known:
+            out.append({"entity": "order_id", "start": start, "end": end, "value": value,
+                        "extractor": SELF})
+    return out
+
+
 def reconcile(entities: List[Dict[str, Any]], text: str) -> List[Dict[str, Any]]:
-    pattern_hits = [e for e in entities if e.get("extractor") == REGEX_EXTRACTOR]
+    pattern_hits = [e for e in entities if e.get("extractor") in (REGEX_EXTRACTOR, SELF)]
     learned = [
         e
         for e in entities
-        if e.get("extractor") != REGEX_EXTRACTOR
+        if e.get("extractor") not in (REGEX_EXTRACTOR, SELF)
         and e.get("entity") not in PATTERN_ENTITIES
         and not any(_overlaps(e, p) for p in pattern_hits)
     ]

@@ -12,9 +12,8 @@ run no code (see CVE-2024-49375).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Text
+from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -31,32 +30,17 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-logger = logging.getLogger(__name__)
+from kefu.nlu.char_linear import CharLinearModel
+from kefu.risk import sentences
 
-ARRAYS = "linear_intent_classifier.npz"
-META = "linear_intent_classifier.json"
+logger = logging.getLogger(__name__)
+SENTENCE_INTENTS = "sentence_intents"
+
+MODEL_NAME = "linear_intent_classifier"
 
 
 def _text(message: Message) -> str:
     return (message.get(TEXT) or "").lower()
-
-
-def _vectoriser(char_ngrams: Sequence[int], vocabulary: Optional[Dict[str, int]] = None) -> Any:
-    """Counts of character n-grams of the (simplified, lower-cased) text."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    return CountVectorizer(
-        analyzer="char",
-        ngram_range=(int(char_ngrams[0]), int(char_ngrams[1])),
-        lowercase=False,
-        vocabulary=vocabulary,
-        dtype=np.float32,
-    )
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -70,6 +54,9 @@ class LinearIntentClassifier(GraphComponent):
             "weight": 0.8,  # the linear model's share of the blend; DIET has the rest
             "ranking_length": 10,
             "max_iter": 3000,
+            # Also read each sentence of a message of several on its own
+            # (`sentence_intents`): the risk scanner uses them on long messages.
+            "sentence_intents": True,
         }
 
     def __init__(
@@ -77,10 +64,7 @@ class LinearIntentClassifier(GraphComponent):
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        classes: Optional[List[str]] = None,
-        coef: Optional[np.ndarray] = None,
-        intercept: Optional[np.ndarray] = None,
-        vectoriser: Any = None,
+        model: Optional[CharLinearModel] = None,
     ) -> None:
         weight = float(config["weight"])
         if not 0.0 <= weight <= 1.0:
@@ -89,10 +73,7 @@ class LinearIntentClassifier(GraphComponent):
         self.weight = weight
         self._storage = model_storage
         self._resource = resource
-        self.classes = classes or []
-        self.coef = coef
-        self.intercept = intercept
-        self.vectoriser = vectoriser
+        self.model = model
 
     @classmethod
     def create(
@@ -105,38 +86,27 @@ class LinearIntentClassifier(GraphComponent):
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        from sklearn.linear_model import LogisticRegression
-
         examples = [m for m in training_data.intent_examples if m.get(INTENT)]
         labels = [str(m.get(INTENT)) for m in examples]
         if len(set(labels)) < 2:
             logger.warning("LinearIntentClassifier: fewer than two intents, nothing to learn.")
             return self._resource
-        vectoriser = _vectoriser(self.config["char_ngrams"])
-        features = vectoriser.fit_transform([_text(m) for m in examples])
-        model = LogisticRegression(
+        self.model = CharLinearModel.fit(
+            [_text(m) for m in examples],
+            labels,
+            self.config["char_ngrams"],
             C=float(self.config["C"]),
             class_weight=self.config["class_weight"],
             max_iter=int(self.config["max_iter"]),
         )
-        model.fit(features, labels)
-        self.classes = [str(c) for c in model.classes_]
-        self.coef = model.coef_.astype(np.float32)
-        self.intercept = model.intercept_.astype(np.float32)
-        self.vectoriser = vectoriser
         self.persist()
         return self._resource
 
     def persist(self) -> None:
-        if self.vectoriser is None or self.coef is None or self.intercept is None:
+        if self.model is None:
             return
         with self._storage.write_to(self._resource) as directory:
-            np.savez(directory / ARRAYS, coef=self.coef, intercept=self.intercept)
-            meta = {
-                "classes": self.classes,
-                "vocabulary": {k: int(v) for k, v in self.vectoriser.vocabulary_.items()},
-            }
-            (directory / META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            self.model.save(directory, MODEL_NAME)
 
     @classmethod
     def load(
@@ -149,22 +119,22 @@ class LinearIntentClassifier(GraphComponent):
     ) -> LinearIntentClassifier:
         try:
             with model_storage.read_from(resource) as directory:
-                meta = json.loads((directory / META).read_text(encoding="utf-8"))
-                with np.load(directory / ARRAYS, allow_pickle=False) as arrays:
-                    coef, intercept = arrays["coef"], arrays["intercept"]
+                model = CharLinearModel.load(directory, MODEL_NAME, config["char_ngrams"])
         except (ValueError, OSError, KeyError) as e:
             logger.warning(f"LinearIntentClassifier: nothing trained to load ({e}).")
             return cls(config, model_storage, resource)
-        vectoriser = _vectoriser(config["char_ngrams"], meta["vocabulary"])
-        return cls(config, model_storage, resource, meta["classes"], coef, intercept, vectoriser)
+        return cls(config, model_storage, resource, model)
+
+    @property
+    def classes(self) -> List[str]:
+        return self.model.classes if self.model else []
 
     def probabilities(self, messages: List[Message]) -> np.ndarray:
-        assert self.vectoriser is not None and self.coef is not None
-        features = self.vectoriser.transform([_text(m) for m in messages])
-        return _softmax(features @ self.coef.T + self.intercept)
+        assert self.model is not None
+        return self.model.probabilities([_text(m) for m in messages])
 
     def process(self, messages: List[Message]) -> List[Message]:
-        if self.coef is None or not messages:
+        if self.model is None or not messages:
             return messages
         for message, row in zip(messages, self.probabilities(messages), strict=True):
             scores = {n: self.weight * float(p) for n, p in zip(self.classes, row, strict=True)}
@@ -179,4 +149,28 @@ class LinearIntentClassifier(GraphComponent):
             )[: int(self.config["ranking_length"])]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        if self.config.get("sentence_intents", True):
+            for message in messages:
+                message.set(SENTENCE_INTENTS, self.sentence_intents(message), add_to_output=True)
         return messages
+
+    def sentence_intents(self, message: Message) -> List[Dict[str, Any]]:
+        """The linear model's top intent for each sentence of a longer message."""
+        text = message.get(TEXT) or ""
+        spans = sentences(text)
+        if len(spans) < 2:
+            return []
+        assert self.model is not None
+        rows = self.model.probabilities([text[s:e] for s, e in spans])
+        out = []
+        for (start, end), row in zip(spans, rows, strict=True):
+            best = int(np.argmax(row))
+            out.append(
+                {
+                    "text": text[start:end],
+                    "span": [start, end],
+                    "intent": self.classes[best],
+                    "confidence": round(float(row[best]), 3),
+                }
+            )
+        return out

@@ -4,7 +4,8 @@ It stands in for a shop's order system so `make run` works with nothing to
 install. The assistant reaches it only through the HTTP interface configured in
 endpoints.yml (`order_backend.url`), so a real backend replaces it by URL.
 
-GET /orders/{order_id} -> 200 order JSON | 404 {"error": "not_found"}
+GET /orders/{order_id} -> 200 order JSON (with `estimated_delivery`, a date, while the
+                          order is on its way) | 404 {"error": "not_found"}
 GET /healthz           -> 200 {"status": "ok"}
 """
 
@@ -102,7 +103,22 @@ async def get_order(request: web.Request) -> web.Response:
         return web.json_response({"error": "not_found"}, status=404)
     order = dict(row)
     order["status_text"] = STATUS_TEXT[order["status"]]
+    order["estimated_delivery"] = estimated_delivery(order, datetime.now(timezone.utc))
     return web.json_response(order)
+
+
+# Days from shipping (or from ordering, while it waits to ship) to the door.
+TRANSIT_DAYS = {"pending": 4, "shipped": 3, "in_transit": 3}
+
+
+def estimated_delivery(order: Dict[str, Any], now: datetime) -> str | None:
+    """The carrier's estimate as the demo has it: a date, never one in the past."""
+    days = TRANSIT_DAYS.get(order["status"])
+    if days is None:
+        return None
+    start = datetime.fromisoformat(order["shipped_at"] or order["ordered_at"])
+    eta = max((start + timedelta(days=days)).date(), (now + timedelta(days=1)).date())
+    return eta.isoformat()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -50,6 +50,11 @@ class RecordStore(ABC):
     ) -> List[Record]: ...
 
     @abstractmethod
+    async def append(self, number: str, key: str, value: Any) -> bool:
+        """Add `value` to the list under `key` of record `number`, in one transaction;
+        False when there is no such record."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     @staticmethod
@@ -128,6 +133,26 @@ class SQLiteStore(RecordStore):
             Record(r[0], r[1], r[2], r[3], json.loads(r[4]), datetime.fromisoformat(r[5]))
             for r in rows
         ]
+
+    async def append(self, number: str, key: str, value: Any) -> bool:
+        db = await self._connect()
+        try:
+            await db.execute("BEGIN IMMEDIATE")  # read and write as one step
+            async with db.execute("SELECT data FROM records WHERE number = ?", (number,)) as c:
+                row = await c.fetchone()
+            if row is None:
+                await db.rollback()
+                return False
+            data = json.loads(row[0])
+            data[key] = _as_list(data.get(key)) + [value]
+            await db.execute(
+                "UPDATE records SET data = ? WHERE number = ?",
+                (json.dumps(data, ensure_ascii=False), number),
+            )
+            await db.commit()
+            return True
+        finally:
+            await db.close()
 
     async def close(self) -> None:
         return None
@@ -218,10 +243,29 @@ class PostgresStore(RecordStore):
             for r in rows
         ]
 
+    async def append(self, number: str, key: str, value: Any) -> bool:
+        pool = await self._pool_()
+        status = await pool.execute(
+            "UPDATE records SET data = jsonb_set(data, ARRAY[$2::text], "
+            "CASE jsonb_typeof(data->$2) WHEN 'array' THEN data->$2 "
+            "WHEN 'string' THEN jsonb_build_array(data->$2) ELSE '[]'::jsonb END "
+            "|| jsonb_build_array($3::jsonb)) WHERE number = $1",
+            number,
+            key,
+            json.dumps(value, ensure_ascii=False),
+        )
+        return status.endswith(" 1")
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+def _as_list(value: Any) -> List[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def open_store(url: Optional[str] = None) -> RecordStore:

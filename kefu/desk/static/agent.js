@@ -148,9 +148,21 @@
   function renderCheck(v) {
     suggestion = v.suggestion;
     if (v.ok) { $("check").hidden = true; $("reply-send").disabled = false; return; }
-    const first = v.violations[0];
-    $("check-text").textContent = "不符合服务用语规范：“" + first.match + "”——" + first.reason + "。建议：" + first.rewrite;
+    // Every violation, with where it is in the text (one span may break two rules).
+    const box = $("check-text");
+    box.textContent = "不符合服务用语规范（" + v.violations.length + "处）：";
+    const list = document.createElement("ol");
+    list.className = "violations";
+    for (const item of v.violations) {
+      const li = document.createElement("li");
+      li.dataset.rule = item.rule;
+      li.dataset.span = item.span.join("-");
+      li.textContent = "第" + (item.span[0] + 1) + "–" + item.span[1] + "字“" + item.match + "”：" + item.reason + "。建议：" + item.rewrite;
+      list.appendChild(li);
+    }
+    box.appendChild(list);
     $("use-suggestion").hidden = !suggestion;
+    $("use-suggestion").textContent = suggestion ? "采用建议改写：" + suggestion : "采用建议改写";
     $("check").hidden = false;
     $("reply-send").disabled = true;  // a forbidden phrase is never sent
   }

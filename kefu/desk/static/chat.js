@@ -7,6 +7,7 @@
   const statusEl = document.getElementById("status");
   const notice = document.getElementById("notice");
   const rating = document.getElementById("rating");
+  const restart = document.getElementById("restart");
   const form = document.getElementById("composer");
   const input = document.getElementById("text");
   const conn = document.getElementById("conn");
@@ -46,10 +47,15 @@
   function setMode(mode, queue) {
     if (!mode) return;
     let text = MODES[mode] || mode;
-    if (mode === "queued" && queue) text += "：前面还有 " + queue.ahead + " 位，预计 " + queue.wait;
+    if (mode === "queued" && queue) {
+      text += queue.ahead > 0 ? "：前面还有 " + queue.ahead + " 位，预计 " + queue.wait : "：您是下一位";
+    }
     statusEl.textContent = text;
     statusEl.dataset.mode = mode;
-    rating.hidden = mode !== "closed" || state.rated;
+    const closed = mode === "closed";
+    rating.hidden = !closed || state.rated;
+    restart.hidden = !closed;
+    if (closed && !rating.hidden) rating.scrollIntoView({ block: "nearest" });
     input.disabled = false;
   }
 
@@ -95,6 +101,7 @@
       const data = JSON.parse(ev.data);
       if (data.type === "message") { add(data); if (data.sender !== "visitor") typing.hidden = true; }
       if (data.type === "mode") setMode(data.mode, data.queue);
+      if (data.type === "typing") typing.hidden = false;
     };
     ws.onclose = () => {
       conn.className = "dot off";
@@ -137,6 +144,7 @@
     b.type = "button";
     b.className = "star";
     b.textContent = score + " 分";
+    b.title = ["非常不满意", "不满意", "一般", "满意", "非常满意"][score - 1];
     b.addEventListener("click", async () => {
       try {
         await api("/api/visitor/conversations/" + state.id + "/satisfaction", { score: score });
@@ -147,6 +155,16 @@
     });
     stars.append(b);
   }
+
+  // After the close: a new conversation, without reloading the page.
+  document.getElementById("new-chat").addEventListener("click", () => {
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    sessionStorage.removeItem(KEY);
+    state = null; lastSeq = 0; seen.clear();
+    list.replaceChildren();
+    restart.hidden = true; rating.hidden = true; showNotice("");
+    start().catch((e) => showNotice("暂时无法连接客服，请稍后重试。（" + e.message + "）"));
+  });
 
   start().catch((e) => showNotice("暂时无法连接客服，请稍后刷新重试。（" + e.message + "）"));
 })();

@@ -1,0 +1,72 @@
+"""Moving between flows: a new request in the middle of a form, and the way back.
+
+A visitor filling in a return who asks where their parcel is gets one short
+question (action_offer_switch): yes moves to the order lookup, no carries on with
+the return. Either way nothing collected is lost: the slots stay, the paused form
+is remembered, and when the other flow has finished the bot says how to pick the
+paused one up again (resume_note).
+"""
+
+from __future__ import annotations
+
+from typing import List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from kefu.orders import ids as order_ids
+
+# The flow each intent starts, and how the visitor would name it.
+FLOW_OF_INTENT = {"query_order": "order", "complain": "complaint", "request_return": "return"}
+FORM_OF_FLOW = {"order": "order_form", "complaint": "complaint_form", "return": "return_form"}
+FLOW_NAME = {"order_form": "订单查询", "complaint_form": "投诉登记", "return_form": "退换货申请",
+             "order": "查询订单", "complaint": "登记投诉", "return": "办理退换货"}
+# What to say to pick a paused form up again (each starts that form).
+AGAIN = {"order_form": "查订单", "complaint_form": "我要投诉", "return_form": "我要退换货"}
+
+
+class ActionOfferSwitch(Action):
+    """Another flow asked for in a form: pause the form and ask once whether to switch."""
+
+    def name(self) -> Text:
+        return "action_offer_switch"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        form = tracker.active_loop.get("name")
+        latest = tracker.latest_message or {}
+        intent = (latest.get("intent") or {}).get("name")
+        target = FLOW_OF_INTENT.get(str(intent))
+        requested = tracker.get_slot("requested_slot")
+        # An order id given when the form asks for one is an answer, however it is read.
+        if form and requested == "order_id" and order_ids.find(latest.get("text")):
+            return [FollowupAction(form)]
+        if not form or target is None or FORM_OF_FLOW[target] == form:
+            return [FollowupAction(form)] if form else []
+        dispatcher.utter_message(
+            response="phrase_offer_switch", target=FLOW_NAME[target], current=FLOW_NAME[form]
+        )
+        return [
+            ActiveLoop(None),
+            SlotSet("requested_slot", None),
+            SlotSet("paused_form", form),
+            SlotSet("switch_to", target),
+        ]
+
+
+def resume_note(
+    dispatcher: CollectingDispatcher, tracker: Tracker, finished: str
+) -> List[EventType]:
+    """After the form `finished` ends: how to resume the one paused for it, if any."""
+    paused = tracker.get_slot("paused_form")
+    if paused not in AGAIN:
+        return []
+    if paused == finished:  # the visitor chose to carry on with it: nothing waits
+        return [SlotSet("paused_form", None), SlotSet("switch_to", None)]
+    dispatcher.utter_message(response="phrase_resume_paused", flow=FLOW_NAME[paused],
+                             again=AGAIN[paused])
+    return [SlotSet("paused_form", None), SlotSet("switch_to", None)]
+
