@@ -16,6 +16,7 @@ from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import config
 from kefu.orders import ids as order_ids
 
 # The flow each intent starts, and how the visitor would name it.
@@ -23,6 +24,8 @@ FLOW_OF_INTENT = {"query_order": "order", "complain": "complaint", "request_retu
 FORM_OF_FLOW = {"order": "order_form", "complaint": "complaint_form", "return": "return_form"}
 FLOW_NAME = {"order_form": "订单查询", "complaint_form": "投诉登记", "return_form": "退换货申请",
              "order": "查询订单", "complaint": "登记投诉", "return": "办理退换货"}
+# Questions whose answer is a description in the visitor's own words.
+FREE_TEXT_SLOTS = ("complaint_what", "complaint_when", "complaint_want", "return_reason")
 # What to say to pick a paused form up again (each starts that form).
 AGAIN = {"order_form": "查订单", "complaint_form": "我要投诉", "return_form": "我要退换货"}
 
@@ -44,6 +47,14 @@ class ActionOfferSwitch(Action):
         # An order id given when the form asks for one is an answer, however it is read.
         if form and requested == "order_id" and order_ids.find(latest.get("text")):
             return [FollowupAction(form)]
+        # A description that merely reads like another request is the answer.
+        confidence = float((latest.get("intent") or {}).get("confidence") or 0.0)
+        if (
+            form
+            and requested in FREE_TEXT_SLOTS
+            and confidence < config.policy().service.switch_min_confidence
+        ):
+            return [SlotSet(requested, latest.get("text")), FollowupAction(form)]
         if not form or target is None or FORM_OF_FLOW[target] == form:
             return [FollowupAction(form)] if form else []
         dispatcher.utter_message(

@@ -47,7 +47,7 @@ def phrasing_check(stdin: IO[str], stdout: IO[str]) -> int:
     from kefu.phrasing.checker import Checker
     from kefu.policy import load_policy
 
-    checker = Checker(load_policy().rules)
+    checker = Checker.for_policy(load_policy())
     for raw in stdin:
         text = text_of(raw.rstrip("\r\n"))
         violations = [v.as_dict() for v in checker.check(text)]

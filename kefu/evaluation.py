@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ROOT / "tests" / "nlu" / "test_nlu.yml"
@@ -231,14 +231,14 @@ class PhrasingScores:
     false_alarms: List[Dict[str, Any]]
 
 
-def evaluate_phrasing(labelled: Path = PHRASING_LABELLED) -> PhrasingScores:
+def evaluate_phrasing(labelled: Path = PHRASING_LABELLED, checker: Any = None) -> PhrasingScores:
     """Recall: violating texts flagged with an expected rule. FPR: compliant texts flagged."""
     import yaml
 
     from kefu.phrasing.checker import Checker
     from kefu.policy import load_policy
 
-    checker = Checker(load_policy().rules)
+    checker = checker or Checker.for_policy(load_policy())
     items = yaml.safe_load(labelled.read_text(encoding="utf-8"))
     misses, alarms = [], []
     violating = [i for i in items if i["rules"]]
@@ -259,10 +259,70 @@ def evaluate_phrasing(labelled: Path = PHRASING_LABELLED) -> PhrasingScores:
     )
 
 
+PHRASING_REPLIES = {
+    "dev": ROOT / "policy" / "tone" / "replies_dev.yml",  # the tone model trains on it
+    "sealed": ROOT / "tests" / "phrasing" / "sealed_replies.yml",
+}
+# The bars for real service replies (the sealed split stands in for the team's own).
+REPLIES_RECALL_BAR = 0.95
+REPLIES_FPR_BAR = 0.05
+
+
+def evaluate_replies(path: Path, checker: Any = None) -> Dict[str, Any]:
+    """Recall and false-positive rate on labelled service replies (label violation/ok,
+    with a family), by family; and whether each suggested rewrite passes the checker."""
+    import yaml
+
+    from kefu.phrasing.checker import Checker
+    from kefu.policy import load_policy
+
+    checker = checker or Checker.for_policy(load_policy())
+    items = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("replies") or []
+    misses, alarms, families = [], [], defaultdict(lambda: [0, 0])
+    rewrites_ok, bad_rewrites = 0, []
+    for item in items:
+        found = checker.check(item["text"])
+        if item["label"] == "violation":
+            family = families[str(item.get("family") or "other")]
+            family[1] += 1
+            if found:
+                family[0] += 1
+                rewrite = checker.suggest(item["text"])
+                if rewrite is not None and not checker.check(rewrite):
+                    rewrites_ok += 1
+                else:
+                    bad_rewrites.append({"text": item["text"], "rewrite": rewrite})
+            else:
+                misses.append({"text": item["text"], "family": item.get("family")})
+        elif found:
+            alarms.append({"text": item["text"], "found": sorted({v.rule for v in found})})
+    violating = sum(1 for i in items if i["label"] == "violation")
+    compliant = len(items) - violating
+    caught = violating - len(misses)
+    return {
+        "replies": len(items),
+        "violating": violating,
+        "compliant": compliant,
+        "recall": round(caught / violating, 4) if violating else None,
+        "false_positive_rate": round(len(alarms) / compliant, 4) if compliant else None,
+        "rewrites_passing": round(rewrites_ok / caught, 4) if caught else None,
+        "by_family": {f: {"caught": c, "support": n} for f, (c, n) in sorted(families.items())},
+        "misses": misses,
+        "false_alarms": alarms,
+        "bad_rewrites": bad_rewrites,
+    }
+
+
 def run_phrasing_eval(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     s = evaluate_phrasing()
-    passed = s.recall >= RECALL_BAR and s.false_positive_rate <= FPR_BAR
+    replies = {split: evaluate_replies(path) for split, path in PHRASING_REPLIES.items()}
+    sealed = replies["sealed"]
+    labelled_ok = s.recall >= RECALL_BAR and s.false_positive_rate <= FPR_BAR
+    sealed_ok = (sealed["recall"] or 0) >= REPLIES_RECALL_BAR and (
+        sealed["false_positive_rate"] or 0
+    ) <= REPLIES_FPR_BAR
+    passed = labelled_ok and sealed_ok
     summary = {
         "labelled_texts": s.violating + s.compliant,
         "violating": s.violating,
@@ -270,6 +330,8 @@ def run_phrasing_eval(out: Path) -> int:
         "recall": round(s.recall, 4),
         "false_positive_rate": round(s.false_positive_rate, 4),
         "bars": {"recall": RECALL_BAR, "false_positive_rate": FPR_BAR},
+        "replies": replies,
+        "replies_bars": {"recall": REPLIES_RECALL_BAR, "false_positive_rate": REPLIES_FPR_BAR},
         "passed": passed,
         "misses": s.misses,
         "false_alarms": s.false_alarms,
@@ -278,32 +340,66 @@ def run_phrasing_eval(out: Path) -> int:
         json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     md = [
-        "# Phrasing checker on the labelled texts",
+        "# Phrasing checker",
         "",
-        f"{s.violating + s.compliant} texts in `tests/phrasing/labelled.yml`: "
-        f"{s.violating} that break a rule, {s.compliant} compliant (most of them near-misses).",
+        f"`tests/phrasing/labelled.yml`: {s.violating + s.compliant} texts written with the "
+        f"rules ({s.violating} that break a rule, {s.compliant} compliant near-misses). "
+        "`policy/tone/replies_dev.yml`: service replies the rules were tuned on and the tone "
+        "model trains on (so its figures are not held-out). "
+        "`tests/phrasing/sealed_replies.yml`: written separately; nothing was tuned or "
+        "trained on it.",
         "",
-        _table(
-            [
-                ("recall", f"{s.recall:.3f}", f"≥ {RECALL_BAR}"),
-                ("false-positive rate", f"{s.false_positive_rate:.3f}", f"≤ {FPR_BAR}"),
-            ],
-            ("metric", "value", "bar"),
-        ),
-        "",
+        "| split | texts | recall | false-positive rate | rewrites that pass | bar |",
+        "|---|---|---|---|---|---|",
+        f"| labelled | {s.violating + s.compliant} | {s.recall:.3f} | "
+        f"{s.false_positive_rate:.3f} | | ≥ {RECALL_BAR} / ≤ {FPR_BAR} |",
     ]
-    for title, rows in (("Missed", s.misses), ("False alarms", s.false_alarms)):
+    for split, r in replies.items():
+        bar = f"≥ {REPLIES_RECALL_BAR} / ≤ {REPLIES_FPR_BAR}" if split == "sealed" else ""
+        md.append(
+            f"| {split} replies | {r['replies']} | {_fmt(r['recall'])} | "
+            f"{_fmt(r['false_positive_rate'])} | {_fmt(r['rewrites_passing'])} | {bar} |"
+        )
+    families = sorted({f for r in replies.values() for f in r["by_family"]})
+    md += [
+        "",
+        "Recall by family (caught / violating):",
+        "",
+        "| family | " + " | ".join(replies) + " |",
+        "|---|" + "---|" * len(replies),
+    ]
+    for f in families:
+        cells = []
+        for r in replies.values():
+            v = r["by_family"].get(f)
+            cells.append(f"{v['caught']} / {v['support']}" if v else "–")
+        md.append(f"| {f} | " + " | ".join(cells) + " |")
+    md.append("")
+    dev = replies["dev"]
+    for title, rows in (
+        ("Missed (labelled)", s.misses),
+        ("False alarms (labelled)", s.false_alarms),
+        ("Missed (dev replies)", dev["misses"]),
+        ("False alarms (dev replies)", dev["false_alarms"]),
+    ):
         md += [
             f"## {title}",
             "",
-            "\n".join(f"- {r['text']} ({r.get('expected', '')} → {r['found']})" for r in rows)
+            "\n".join(
+                f"- {r['text']} ({r.get('expected', r.get('family', ''))} → {r.get('found', '')})"
+                for r in rows
+            )
             or "None.",
             "",
         ]
     (out / "summary.md").write_text("\n".join(md), encoding="utf-8")
-    print("\n".join(md[4:8]))
+    print("\n".join(md[4:9]))
     print(f"eval: phrasing {'PASSED' if passed else 'FAILED'} the bars; {out / 'summary.md'}")
     return 0 if passed else 1
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 # --- SMP-2019 5-fold cross-validation -----------------------------------------------

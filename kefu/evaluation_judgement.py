@@ -51,13 +51,14 @@ class Judged:
 
 
 def load_split(split: str, kind: str, root: Path = JUDGEMENT) -> List[Dict[str, Any]]:
+    """Every `<kind>*.yml` of a split (messages.yml, messages_2.yml, ...), in name order."""
     import yaml
 
-    path = root / split / f"{kind}.yml"
-    if not path.exists():
-        return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return list(data.get(kind) or [])
+    items: List[Dict[str, Any]] = []
+    for path in sorted((root / split).glob(f"{kind}*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        items += list(data.get(kind) or [])
+    return items
 
 
 @functools.lru_cache(maxsize=None)

@@ -34,6 +34,9 @@ class GuardedNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
     ) -> None:
         super().__init__((domain or Domain.empty()).responses)
         self.guard = guard or Guard(load_policy())
+        if guard is None:
+            # Built once at start-up: fit the tone model now, not on the first reply.
+            self.guard.checker.warm()
         rasa_runtime.install()  # kefu's Rasa builds its NLG once, at start-up
 
     async def generate(

@@ -43,11 +43,17 @@ PLACES = {
         ("complaint_form", "complaint_want"),
     ),
     "complaint_form.contact_phone": (
-        ["我要投诉", "王先生", "快递员把我的包裹扔在小区门口就走了", "昨天下午", ORDER,
-         "希望快递员道个歉"],
+        [
+            "我要投诉",
+            "王先生",
+            "快递员把我的包裹扔在小区门口就走了",
+            "昨天下午",
+            ORDER,
+            "希望快递员道个歉",
+        ],
         ("complaint_form", "contact_phone"),
     ),
-    "return_form.return_type": (["我买的东西想办个售后"], ("return_form", "return_type")),
+    "return_form.return_type": (["我要申请售后"], ("return_form", "return_type")),
     "return_form.order_id": (["我要退货"], ("return_form", "order_id")),
     "return_form.return_reason": (["我要退货", "JD20231118001"], ("return_form", "return_reason")),
     "survey_form.satisfaction": (["没有别的问题了，再见"], ("survey_form", "satisfaction")),
@@ -65,15 +71,19 @@ LINES = {
     "compensation": ["我要求你们赔偿我的损失"],
     "supervisor": ["叫你们经理出来跟我说"],
     "customer_request": ["转人工"],
-    "anger": ["我都问了三遍了！！！", "你们到底怎么回事？？？真是忍无可忍！！！",
-              "受够了！！！气死我了！！！"],
+    "anger": [
+        "我都问了三遍了！！！",
+        "你们到底怎么回事？？？真是忍无可忍！！！",
+        "受够了！！！气死我了！！！",
+    ],
 }
 
 
 @pytest.fixture
 async def desk(aiohttp_client, stack, tmp_path, policy):
     config = DeskConfig(
-        rasa_url=stack.rasa, rasa_token=stack.token,
+        rasa_url=stack.rasa,
+        rasa_token=stack.token,
         database_url=f"sqlite:///{tmp_path / 'desk.db'}",
     )
     return await aiohttp_client(init_app(config, always_open(policy), timers=False))
@@ -121,7 +131,8 @@ async def test_escalation_while_a_call_back_is_arranged_raises_the_reason(
         ),
     )
     config = DeskConfig(
-        rasa_url=stack.rasa, rasa_token=stack.token,
+        rasa_url=stack.rasa,
+        rasa_token=stack.token,
         database_url=f"sqlite:///{tmp_path / 'desk.db'}",
     )
     client = await aiohttp_client(init_app(config, closed, timers=False))

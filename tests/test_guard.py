@@ -50,7 +50,7 @@ def test_clean_texts_are_checked_once_and_repairs_every_time(policy, caplog, mon
             assert guard.enforce("你的订单已发货") == "您的订单已发货"
     assert caplog.text.count("you_plain") == 2  # a repair is logged each time
     monkeypatch.setattr(Guard, "CLEAN_CACHE", 2)
-    for text in ("您好", "请稍等", "谢谢您"):
+    for text in ("您好，请问有什么可以帮您？", "请稍等", "非常感谢您的支持与理解"):
         guard.enforce(text)
     assert len(guard._clean) == 2 and "感谢您的耐心等待" not in guard._clean
 

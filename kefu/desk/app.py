@@ -91,6 +91,8 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
             ActionServerProbe(session, config.action_server_url),
         )
         await desk.ensure_agents()
+        # jieba and the tone model load in a thread, not on the loop (about 2 s).
+        await asyncio.get_running_loop().run_in_executor(None, desk.checker.warm)
         if any(name == DEFAULT_AGENT[0] for name, _ in config.agents):
             logger.warning(
                 "demo agent account demo / demo is enabled (set KEFU_AGENTS to replace it)"

@@ -59,7 +59,7 @@ class Desk:
         self.records, self.rasa, self.hub = records, rasa, hub
         self.actions = actions
         self.guard = Guard(policy)
-        self.checker = Checker(policy.rules)
+        self.checker = Checker.for_policy(policy)
 
     # --- saying things -----------------------------------------------------
     def render(self, conversation: Conversation, scene: str, **values: Any) -> str:

@@ -6,9 +6,9 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
-from kefu.policy.loader import Rule
+from kefu.policy.loader import Policy, Rule, ToneModelConfig
 from kefu.script import normalise
 
 DICTIONARY_DIR = Path(__file__).resolve().parents[2] / "data" / "dicts"
@@ -27,6 +27,7 @@ class Violation:
     reason: str
     rewrite: str
     source: str
+    how: str = "rule"  # "rule": a listed word or pattern; "tone": the learned tone model
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class Violation:
             "reason": self.reason,
             "rewrite": self.rewrite,
             "source": self.source,
+            "how": self.how,
         }
 
 
@@ -75,8 +77,29 @@ class Checker:
     Traditional text is checked in simplified form; spans refer to the input.
     """
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        tone: ToneModelConfig | None = None,
+        compliant: Sequence[str] = (),
+    ) -> None:
         self.rules = tuple(rules)
+        self.tone = tone
+        self.compliant = tuple(compliant)
+        self._by_id = {r.id: r for r in self.rules}
+
+    @classmethod
+    def for_policy(cls, policy: Policy) -> "Checker":
+        """The listed rules and, where policy/rules.yml configures it, the tone model
+        (which also learns the policy's own phrases and FAQ answers as compliant)."""
+        known_good = [p.text for p in policy.phrases.values()]
+        known_good += [t.answer for t in policy.faq.values()]
+        return cls(policy.rules, policy.tone_model, [t for t in known_good if "{" not in t])
+
+    def warm(self) -> None:
+        """Load jieba and fit the tone model now (about two seconds), so the first
+        real check does not pay for it. Servers call it at start-up, off their loop."""
+        self.check("您好，请问有什么可以帮您？")
 
     def check(self, text: str) -> List[Violation]:
         if not text or not text.strip():
@@ -114,16 +137,50 @@ class Checker:
                         rule.source,
                     ),
                 )
-        return sorted(found.values(), key=lambda v: (v.start, v.end, v.rule))
+        violations = sorted(found.values(), key=lambda v: (v.start, v.end, v.rule))
+        return sorted(
+            violations + self._tone(text, violations), key=lambda v: (v.start, v.end, v.rule)
+        )
+
+    def _tone(self, text: str, listed: List[Violation]) -> List[Violation]:
+        """Sentences the tone model reads as a violation that no listed rule explains."""
+        if self.tone is None:
+            return []
+        from kefu.phrasing import tone_model
+
+        out = []
+        for finding in tone_model.model_for(self.tone, self.compliant).findings(text):
+            rule = self._by_id.get(self.tone.families.get(finding.family, ""))
+            if rule is None:
+                continue
+            if any(finding.start <= v.start and v.end <= finding.end for v in listed):
+                continue  # a listed rule already names the problem in this sentence
+            start, end = finding.start, finding.end
+            while end > start and text[end - 1] in "。！!？?；;\n ":
+                end -= 1  # the span is the words, not the punctuation after them
+            out.append(
+                Violation(
+                    rule.id,
+                    rule.kind,
+                    start,
+                    end,
+                    text[start:end],
+                    rule.reason,
+                    rule.rewrite,
+                    rule.source,
+                    how="tone",
+                )
+            )
+        return out
 
     def fix(self, text: str) -> str:
         """Apply the literal fixes rules carry, right to left so spans stay valid;
         of two fixes for overlapping spans the longer span's wins (亲， → 您好，)."""
-        by_id = {r.id: r for r in self.rules}
+        by_id = self._by_id
         fixed = text
         taken: List[Tuple[int, int]] = []
         for v in sorted(self.check(text), key=lambda v: (v.start, v.end), reverse=True):
-            replacement = by_id[v.rule].fix
+            replacement = by_id[v.rule].fix if v.how == "rule" else None
             if replacement is None or any(v.start < b and a < v.end for a, b in taken):
                 continue
             fixed = fixed[: v.start] + replacement + fixed[v.end :]
@@ -140,7 +197,7 @@ class Checker:
         remaining = self.check(fixed)
         if not remaining:
             return fixed
-        by_id = {r.id: r for r in self.rules}
+        by_id = self._by_id
         pieces = [(m.group(1), m.group(2)) for m in _CLAUSE.finditer(fixed)]
         out: List[str] = []
         offset = 0

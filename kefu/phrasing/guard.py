@@ -28,7 +28,7 @@ class Guard:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.zone = ZoneInfo(policy.brand.timezone)
-        self.checker = Checker(policy.rules)
+        self.checker = Checker.for_policy(policy)
         # Texts already found clean. Most replies are the same few templates, and a
         # check costs a jieba pass and every rule's patterns; repairs are not kept, so
         # each one is logged every time it happens.

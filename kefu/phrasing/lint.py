@@ -83,6 +83,9 @@ def lint_faq(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
 
 
 def lint_actions(actions_dir: Path, guard: Guard, root: Path) -> Iterator[Finding]:
+    # Strings in code are fragments (labels, words to look for), not replies: the listed
+    # rules apply; the tone model judges whole replies and would read them as curt.
+    fragments = Checker(guard.checker.rules)
     for path in sorted(actions_dir.rglob("*.py")):
         rel = str(path.relative_to(root))
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
@@ -111,7 +114,7 @@ def lint_actions(actions_dir: Path, guard: Guard, root: Path) -> Iterator[Findin
                 # Replies live in domain.yml and policy/; a short string here is a
                 # word the code looks for (没有, 退货), not something it says.
                 if len(CJK.findall(node.value)) >= MIN_SENTENCE:
-                    yield from _check(guard.checker, rel, node.lineno, "string", node.value)
+                    yield from _check(fragments, rel, node.lineno, "string", node.value)
 
 
 def lint(root: Path, policy: Policy) -> List[Finding]:

@@ -99,6 +99,15 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class ToneModelConfig:
+    """The learned tone reading (kefu.phrasing.tone_model): its data and threshold."""
+
+    threshold: float
+    training: Tuple[Path, ...]
+    families: Dict[str, str]  # family → the rule id its findings are reported as
+
+
+@dataclass(frozen=True)
 class Reason:
     code: str
     priority: int
@@ -209,6 +218,9 @@ class Service:
     retention_days: int
     announce_wait_after_s: float = 1.5
     ack_every_s: float = 30.0
+    # A form's free-text question answered with words the classifier reads as another
+    # flow's request, below this confidence, is taken as the answer (no switch offered).
+    switch_min_confidence: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,7 @@ class Policy:
     risk: Risk
     faq: Dict[str, FaqTopic]
     directory: Path
+    tone_model: ToneModelConfig | None = None
 
     def phrase(self, scene: str) -> Phrase | None:
         return self.phrases.get(scene)
@@ -253,6 +266,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         greetings=_greetings(phrasing, root),
         phrases=phrases,
         rules=_rules(rules, _mapping(rules, ())),
+        tone_model=_tone_model(rules, _mapping(rules, ()), directory),
         escalation=_escalation(escalation, _mapping(escalation, ()), phrases),
         service=_service(service, _mapping(service, ())),
         risk=_risk(risk, _mapping(risk, ())),
@@ -380,6 +394,31 @@ def _regex(src: Source, key: PathKey, pattern: Any) -> re.Pattern[str]:
     if compiled.search(""):
         raise src.error(key, "matches the empty text, so it would match everywhere")
     return compiled
+
+
+def _tone_model(src: Source, root: dict, directory: Path) -> ToneModelConfig | None:
+    if "tone_model" not in root:
+        return None
+    key: PathKey = ("tone_model",)
+    entry = _mapping(src, key, root["tone_model"])
+    ids = {r.id for r in _rules(src, root)}
+    families = _mapping(src, key + ("families",), _field(src, entry, key, "families"))
+    for family, rule_id in families.items():
+        if rule_id not in ids:
+            raise src.error(key + ("families", family), f"no rule '{rule_id}' in {RULES_FILE}")
+    training = []
+    for name in _strings(src, entry, key, "training"):
+        path = (directory / name).resolve()
+        if not path.is_file():
+            raise src.error(key + ("training",), f"no file {name} in the policy folder")
+        training.append(path)
+    if not training:
+        raise src.error(key + ("training",), "needs at least one file of labelled replies")
+    return ToneModelConfig(
+        threshold=_number(src, entry, key, "threshold", 0.05, 0.99),
+        training=tuple(training),
+        families={str(f): str(r) for f, r in families.items()},
+    )
 
 
 def _rules(src: Source, root: dict) -> Tuple[Rule, ...]:
@@ -551,6 +590,9 @@ def _service(src: Source, root: dict) -> Service:
         ),
         announce_wait_after_s=_number(src, waiting, ("waiting",), "announce_after_s", 0.1, 30, 1.5),
         ack_every_s=_number(src, waiting, ("waiting",), "ack_every_s", 1, 3600, 30),
+        switch_min_confidence=_number(
+            src, root.get("forms") or {}, ("forms",), "switch_min_confidence", 0, 1, 0.75
+        ),
     )
 
 
