@@ -278,7 +278,9 @@ def evaluate_replies(path: Path, checker: Any = None) -> Dict[str, Any]:
 
     checker = checker or Checker.for_policy(load_policy())
     items = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("replies") or []
-    misses, alarms, families = [], [], defaultdict(lambda: [0, 0])
+    misses: List[Dict[str, Any]] = []
+    alarms: List[Dict[str, Any]] = []
+    families: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
     rewrites_ok, bad_rewrites = 0, []
     for item in items:
         found = checker.check(item["text"])
