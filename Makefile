@@ -57,9 +57,13 @@ test: $(MODEL) ## everything: lint, validate, pytest, dialogue test stories
 	  || { tail -40 reports/stories.log; cat reports/stories/failed_test_stories.yml 2>/dev/null; exit 1; }
 	@echo "test stories: all passed"
 
-eval: $(MODEL) ## held-out NLU (reports/nlu/) and phrasing checker recall/FPR (reports/phrasing/)
-	@$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu; nlu=$$?; \
-	$(PY) -m kefu.evaluation phrasing --out reports/phrasing && exit $$nlu
+eval: $(MODEL) ## held-out NLU, hand-over judgement, FAQ topics, phrasing checker: reports/
+	@status=0; \
+	$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu || status=1; \
+	$(PY) -m kefu.evaluation judgement --model $(MODEL) --out reports/judgement || status=1; \
+	$(PY) -m kefu.evaluation faq --model $(MODEL) --out reports/faq || status=1; \
+	$(PY) -m kefu.evaluation phrasing --out reports/phrasing || status=1; \
+	exit $$status
 
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
 	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019

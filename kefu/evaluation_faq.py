@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = {
-    "dev": ROOT / "tests" / "faq" / "dev_questions.yml",
-    "sealed": ROOT / "tests" / "faq" / "sealed_questions.yml",
-}
+FAQ_TESTS = ROOT / "tests" / "faq"
+# Each split is every file matching its pattern (dev_questions.yml, dev_questions_2.yml, ...).
+SPLITS = {"dev": "dev_questions*.yml", "sealed": "sealed_questions*.yml"}
 OUT_OF_SCOPE = "out_of_scope"
 # Intents that answer without opening a form for a question outside every topic.
 OUT_OF_SCOPE_ANSWERS = ("out_of_scope", "nlu_fallback")
@@ -31,11 +30,14 @@ FORM_INTENTS = ("query_order", "request_return", "complain")
 BAR = 0.90  # the 36 of 40
 
 
-def load_questions(path: Path) -> List[Dict[str, Any]]:
+def load_questions(pattern: str, folder: Path = FAQ_TESTS) -> List[Dict[str, Any]]:
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return list(data.get("questions") or [])
+    questions: List[Dict[str, Any]] = []
+    for path in sorted(folder.glob(pattern)):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        questions += list(data.get("questions") or [])
+    return questions
 
 
 def topic_of_parse(parse: Dict[str, Any]) -> str:
@@ -151,8 +153,8 @@ def run(model: Path, out: Path) -> Tuple[Dict[str, Dict[str, Any]], int]:
         return [await agent.parse_message(t) for t in texts]
 
     results = {}
-    for split, path in SPLITS.items():
-        questions = load_questions(path)
+    for split, pattern in SPLITS.items():
+        questions = load_questions(pattern)
         results[split] = score(questions, asyncio.run(parse_all([q["text"] for q in questions])))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(

@@ -464,3 +464,56 @@ def test_production_refuses_default_passwords():
     assert config.agents == (("alice", "a-long-secret"),)
     with pytest.raises(ConfigError):
         DeskConfig.from_env({"KEFU_AGENTS": "nopassword"})
+
+
+# --- honest waiting ------------------------------------------------------------------
+
+
+async def test_a_quick_answer_is_not_announced_as_a_wait(desk, policy):
+    cid, token, _ = await open_chat(desk)
+    replies = texts(await say(desk, cid, token, "帮我查一下订单 2023 1125 0012 3456"))
+    wait = policy.phrases["wait_slow"].text
+    assert wait not in replies and len(replies) == 1 and "运输中" in replies[0]
+
+
+async def test_a_slow_answer_is_announced_then_thanked(make_desk, policy):
+    impatient = dataclasses.replace(
+        always_open(policy),
+        service=dataclasses.replace(policy.service, announce_wait_after_s=0.001),
+    )
+    client = await make_desk(policy_=impatient)
+    cid, token, _ = await open_chat(client)
+    replies = texts(await say(client, cid, token, "帮我查一下订单2023112500123456"))
+    assert replies[0] == policy.phrases["wait_slow"].text
+    assert replies[1] == policy.phrases["thanks_wait"].text and "运输中" in replies[2]
+
+
+async def test_a_waiting_visitor_always_hears_that_the_message_arrived(desk):
+    await login(desk)
+    cid, token, _ = await open_chat(desk)
+    assert (await say(desk, cid, token, "转人工"))["mode"] == "queued"
+    ack = texts(await say(desk, cid, token, "那现在就没人能帮我吗"))
+    assert len(ack) == 1 and "您是下一位" in ack[0]
+    # At most one acknowledgement every 30 s: the next message is stored, not answered twice.
+    assert texts(await say(desk, cid, token, "好吧我等等")) == []
+    urged = texts(await say(desk, cid, token, "还要多久啊"))
+    assert urged and ("您是下一位" in urged[0] or "位" in urged[0])
+
+
+async def test_call_back_mode_says_one_consistent_thing(make_desk, policy):
+    closed = dataclasses.replace(
+        always_open(policy),
+        escalation=dataclasses.replace(
+            always_open(policy).escalation,
+            hours=dataclasses.replace(always_open(policy).escalation.hours, weekdays=()),
+        ),
+    )
+    client = await make_desk(policy_=closed)
+    cid, token, _ = await open_chat(client)
+    first = texts(await say(client, cid, token, "我要转人工"))
+    assert not any("转接" in t for t in first), first  # nobody to transfer to now
+    assert "手机号码" in first[-1]
+    await say(client, cid, token, "13800138000")
+    await say(client, cid, token, "明天上午")
+    ack = texts(await say(client, cid, token, "好的，那我等你们电话"))
+    assert len(ack) == 1 and "138****8000" in ack[0]

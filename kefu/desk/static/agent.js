@@ -128,6 +128,9 @@
     summaryRow(dl, "情绪趋势", s.tone_trend);
     summaryRow(dl, "情绪标签", s.tone_labels);
     summaryRow(dl, "回电", s.callback);
+    // What in the visitor's own words showed the reason: the words, in their sentence.
+    summaryRow(dl, "依据", (s.evidence || []).map((e) =>
+      (REASONS[e.reason] || e.reason) + "：“" + e.match + "”（" + e.sentence + "）"));
     $("transcript").replaceChildren();
     c.transcript.forEach(addLine);
     $("claim").disabled = c.status === "agent" && c.agent === auth.username || c.status === "closed";
