@@ -149,6 +149,13 @@ def always_open(policy: Policy) -> Policy:
     return dataclasses.replace(policy, escalation=escalation)
 
 
+def never_open(policy: Policy) -> Policy:
+    """The policy with no agents' hours at all: every hand-over takes a call-back."""
+    hours = dataclasses.replace(always_open(policy).escalation.hours, weekdays=())
+    escalation = dataclasses.replace(policy.escalation, hours=hours)
+    return dataclasses.replace(policy, escalation=escalation)
+
+
 @pytest.fixture
 async def pg_url():
     """A PostgreSQL URL on its own fresh schema, dropped afterwards."""

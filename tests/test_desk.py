@@ -13,7 +13,7 @@ import pytest
 from kefu.desk.app import init_app
 from kefu.desk.config import ConfigError, DeskConfig
 from kefu.desk.keys import DESK
-from tests.conftest import always_open
+from tests.conftest import always_open, never_open
 
 pytestmark = pytest.mark.slow
 
@@ -105,13 +105,7 @@ async def test_ask_human_with_an_agent_online_is_queued_with_position_and_summar
 
 
 async def test_nobody_online_takes_a_call_back(make_desk, policy):
-    closed = dataclasses.replace(
-        always_open(policy),
-        escalation=dataclasses.replace(
-            always_open(policy).escalation,
-            hours=dataclasses.replace(always_open(policy).escalation.hours, weekdays=()),
-        ),
-    )
+    closed = never_open(policy)
     client = await make_desk(policy_=closed)
     cid, token, _ = await open_chat(client)
     body = await say(client, cid, token, "转人工")
@@ -501,13 +495,7 @@ async def test_a_waiting_visitor_always_hears_that_the_message_arrived(desk):
 
 
 async def test_call_back_mode_says_one_consistent_thing(make_desk, policy):
-    closed = dataclasses.replace(
-        always_open(policy),
-        escalation=dataclasses.replace(
-            always_open(policy).escalation,
-            hours=dataclasses.replace(always_open(policy).escalation.hours, weekdays=()),
-        ),
-    )
+    closed = never_open(policy)
     client = await make_desk(policy_=closed)
     cid, token, _ = await open_chat(client)
     first = texts(await say(client, cid, token, "我要转人工"))

@@ -8,15 +8,13 @@ escalation as its answer: the conversation is handed over with the right reason.
 
 from __future__ import annotations
 
-import dataclasses
-
 import aiohttp
 import pytest
 
 from kefu.desk.app import init_app
 from kefu.desk.config import DeskConfig
 from kefu.desk.keys import DESK
-from tests.conftest import always_open
+from tests.conftest import always_open, never_open
 from tests.test_desk import login, open_chat, say
 
 pytestmark = pytest.mark.slow
@@ -123,13 +121,7 @@ async def test_escalation_is_caught_at_every_place(desk, stack, place, reason):
 async def test_escalation_while_a_call_back_is_arranged_raises_the_reason(
     aiohttp_client, stack, tmp_path, policy, reason, stage
 ):
-    nobody = always_open(policy)
-    closed = dataclasses.replace(
-        nobody,
-        escalation=dataclasses.replace(
-            nobody.escalation, hours=dataclasses.replace(nobody.escalation.hours, weekdays=())
-        ),
-    )
+    closed = never_open(policy)
     config = DeskConfig(
         rasa_url=stack.rasa,
         rasa_token=stack.token,

@@ -29,6 +29,21 @@ class Violation:
     source: str
     how: str = "rule"  # "rule": a listed word or pattern; "tone": the learned tone model
 
+    @classmethod
+    def of(cls, rule: Rule, text: str, start: int, end: int, how: str = "rule") -> "Violation":
+        """The violation of `rule` at text[start:end]."""
+        return cls(
+            rule.id,
+            rule.kind,
+            start,
+            end,
+            text[start:end],
+            rule.reason,
+            rule.rewrite,
+            rule.source,
+            how,
+        )
+
     def as_dict(self) -> Dict[str, Any]:
         return {
             "rule": self.rule,
@@ -124,23 +139,9 @@ class Checker:
             for start, end in spans:
                 if any(a <= start and end <= b for a, b in allowed):
                     continue
-                found.setdefault(
-                    (rule.id, start, end),
-                    Violation(
-                        rule.id,
-                        rule.kind,
-                        start,
-                        end,
-                        text[start:end],
-                        rule.reason,
-                        rule.rewrite,
-                        rule.source,
-                    ),
-                )
-        violations = sorted(found.values(), key=lambda v: (v.start, v.end, v.rule))
-        return sorted(
-            violations + self._tone(text, violations), key=lambda v: (v.start, v.end, v.rule)
-        )
+                found.setdefault((rule.id, start, end), Violation.of(rule, text, start, end))
+        listed = list(found.values())
+        return sorted(listed + self._tone(text, listed), key=lambda v: (v.start, v.end, v.rule))
 
     def _tone(self, text: str, listed: List[Violation]) -> List[Violation]:
         """Sentences the tone model reads as a violation that no listed rule explains."""
@@ -158,19 +159,7 @@ class Checker:
             start, end = finding.start, finding.end
             while end > start and text[end - 1] in "。！!？?；;\n ":
                 end -= 1  # the span is the words, not the punctuation after them
-            out.append(
-                Violation(
-                    rule.id,
-                    rule.kind,
-                    start,
-                    end,
-                    text[start:end],
-                    rule.reason,
-                    rule.rewrite,
-                    rule.source,
-                    how="tone",
-                )
-            )
+            out.append(Violation.of(rule, text, start, end, how="tone"))
         return out
 
     def fix(self, text: str) -> str:
