@@ -8,12 +8,13 @@ RASA := $(BIN)/rasa
 MODEL := models/kefu.tar.gz
 SETUP_STAMP := $(VENV)/.setup-done
 # Inputs of the model: training runs again only when one of these changed.
-MODEL_INPUTS := config.yml domain.yml policy/faq.yml $(shell find data kefu/nlu kefu/policies -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
+MODEL_INPUTS := config.yml domain.yml policy/faq.yml kefu/rasa/escalation_policy.py kefu/rasa/ted_policy.py \
+  kefu/domain/char_linear.py $(shell find data kefu/rasa/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
 
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help setup train run run-scaled test validate lint eval bench bench-nlu soak clean
+.PHONY: help setup train run run-scaled test test-fast screenshots doctor validate lint eval bench bench-nlu soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,22 +58,32 @@ test: $(MODEL) ## everything: lint, validate, pytest, dialogue test stories
 	  || { tail -40 reports/stories.log; cat reports/stories/failed_test_stories.yml 2>/dev/null; exit 1; }
 	@echo "test stories: all passed"
 
+test-fast: $(MODEL) ## what needs no servers: lint, validate, unit, in-process action and policy tests (< 5 min)
+	@$(MAKE) --no-print-directory lint validate
+	@$(BIN)/pytest -q -m "not servers"
+
+screenshots: $(MODEL) ## refresh the README's page images in reports/pages/ (the browser tests, on purpose)
+	@KEFU_SCREENSHOTS=reports/pages $(BIN)/pytest -q tests/desk/test_pages.py
+
+doctor: $(SETUP_STAMP) ## versions, runtime fixes, model, policy, ports, stores, Chromium: what is wrong
+	@$(BIN)/kefu doctor
+
 eval: $(MODEL) ## held-out NLU, hand-over judgement, FAQ topics, phrasing checker: reports/
 	@status=0; \
-	$(PY) -m kefu.evaluation nlu --model $(MODEL) --out reports/nlu || status=1; \
-	$(PY) -m kefu.evaluation judgement --model $(MODEL) --out reports/judgement || status=1; \
-	$(PY) -m kefu.evaluation faq --model $(MODEL) --out reports/faq || status=1; \
-	$(PY) -m kefu.evaluation phrasing --out reports/phrasing || status=1; \
+	$(PY) -m kefu.tools.evaluation nlu --model $(MODEL) --out reports/nlu || status=1; \
+	$(PY) -m kefu.tools.evaluation judgement --model $(MODEL) --out reports/judgement || status=1; \
+	$(PY) -m kefu.tools.evaluation faq --model $(MODEL) --out reports/faq || status=1; \
+	$(PY) -m kefu.tools.evaluation phrasing --out reports/phrasing || status=1; \
 	exit $$status
 
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)
-	@$(PY) -m kefu.evaluation smp2019 --out reports/smp2019
+	@$(PY) -m kefu.tools.evaluation smp2019 --out reports/smp2019
 
 bench: $(MODEL) ## kefu vs plain Rasa on the same model, cold training time, memory: reports/bench/
-	@$(PY) -m kefu.bench --out reports/bench
+	@$(PY) -m kefu.tools.bench --out reports/bench
 
 soak: $(MODEL) ## 200 visitors for 10 minutes through the desk; fails on any lost message: reports/soak.json
-	@$(PY) -m kefu.soak --visitors 200 --seconds 600 --out reports/soak.json
+	@$(PY) -m kefu.tools.soak --visitors 200 --seconds 600 --out reports/soak.json
 
 clean: ## remove models, reports of the last run and caches (keeps .venv)
 	rm -rf models reports/stories .pytest_cache .mypy_cache .ruff_cache

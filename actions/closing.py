@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import records
 from actions.base import PhraseAction
-from kefu.script import normalise
+from kefu.domain.script import normalise
 
 logger = logging.getLogger(__name__)
 

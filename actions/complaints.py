@@ -2,7 +2,7 @@
 read them back, record a ticket with a follow-up time. Feelings first: the
 acknowledgement and apology come before any question (utter_complain_ack).
 
-The read-back is in the bot's own words (kefu.complaints: what happened, the day,
+The read-back is in the bot's own words (kefu.domain.complaints: what happened, the day,
 the order, what the visitor wants), addresses the visitor as they asked to be
 addressed, and a follow-up is promised only with a number to follow up on.
 Whatever the visitor adds once the ticket exists goes into that ticket.
@@ -25,8 +25,8 @@ from actions.base import PhraseAction
 from actions.flows import resume_note
 from actions.handoff import decision_for, hand_over
 from actions.orders import OrderIdValidation
-from kefu import complaints as wording
-from kefu.phrasing.context import TITLES, surname_of, title_for
+from kefu.domain import complaints as wording
+from kefu.domain.phrasing.context import TITLES, surname_of, title_for
 
 COMPLAINT_SLOTS = (
     "complaint_what",

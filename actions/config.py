@@ -11,10 +11,10 @@ from typing import Any, Dict
 
 import yaml
 
-from kefu.policy import load_policy
-from kefu.policy.loader import Policy
+from kefu.domain.policy import load_policy
+from kefu.domain.policy.loader import Policy
+from kefu.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 _ENV_VAR = re.compile(r"\$\{([^}]+)\}")
 
 

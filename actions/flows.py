@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import config
-from kefu.orders import ids as order_ids
+from kefu.domain import order_ids
 
 # The flow each intent starts, and how the visitor would name it.
 FLOW_OF_INTENT = {"query_order": "order", "complain": "complaint", "request_return": "return"}

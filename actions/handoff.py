@@ -1,6 +1,6 @@
 """Handing a conversation to a human agent: the reason, the phrase, the summary.
 
-The decision itself is `kefu.escalation.decide`, shared with the dialogue policy.
+The decision itself is `kefu.domain.escalation.decide`, shared with the dialogue policy.
 The desk reads the `{"kefu": {"event": "handoff", ...}}` message this sends and
 queues the conversation (or books a call-back outside working hours).
 """
@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import config
-from kefu.escalation import (
+from kefu.domain.escalation import (
     FAILURE_SLOT,
     REASON_SLOT,
     RETAIN_SLOT,
@@ -71,7 +71,7 @@ def summary(tracker: Tracker, decision: Decision) -> Dict[str, Any]:
 
 
 def evidence(events: List[Dict[str, Any]], limit: int = 6) -> List[Dict[str, Any]]:
-    """What showed the risk: the words and the sentence, newest last (kefu.risk)."""
+    """What showed the risk: the words and the sentence, newest last (kefu.domain.risk)."""
     found: List[Dict[str, Any]] = []
     for event in events:
         if event.get("event") != "user":

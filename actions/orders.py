@@ -14,7 +14,7 @@ from rasa_sdk.types import DomainDict
 from actions import config, records
 from actions.api.orders import Order, OrderClient, OrderLookupError, OrderNotFound
 from actions.flows import resume_note
-from kefu.orders import ids as order_ids
+from kefu.domain import order_ids
 
 logger = logging.getLogger(__name__)
 

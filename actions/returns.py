@@ -15,7 +15,7 @@ from actions import config, records
 from actions.api.orders import OrderClient, OrderLookupError, OrderNotFound
 from actions.flows import resume_note
 from actions.orders import OrderIdValidation, find_order_id
-from kefu import returns
+from kefu.domain import returns
 
 logger = logging.getLogger(__name__)
 RETURN_SLOTS = ("return_type", "return_reason")

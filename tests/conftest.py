@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from datetime import time as clock
 from pathlib import Path
@@ -20,8 +16,9 @@ from rasa.shared.core.domain import Domain
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from kefu.policy import load_policy
-from kefu.policy.loader import Policy, WorkingHours
+from kefu.domain.policy import load_policy
+from kefu.domain.policy.loader import Policy, WorkingHours
+from tests.processes import Started, free_offset, port_open, printed, start
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "kefu.tar.gz"
@@ -80,66 +77,53 @@ def model_path() -> Path:
 
 # --- the real stack, started once per session ------------------------------------
 
-STACK_PORTS = (5005, 5055, 8080, 8090)
+STACK_BASE_PORTS = (5005, 5055, 8080, 8090)
 STACK_TOKEN = "kefu-test-token"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclasses.dataclass
 class Stack:
-    process: subprocess.Popen
-    log: Path
-    rasa: str = "http://127.0.0.1:5005"
-    desk: str = "http://127.0.0.1:8080"
+    started: Started
+    offset: int
     token: str = STACK_TOKEN
 
+    @property
+    def rasa(self) -> str:
+        return f"http://127.0.0.1:{5005 + self.offset}"
+
+    @property
+    def desk(self) -> str:
+        return f"http://127.0.0.1:{8080 + self.offset}"
+
+    @property
+    def ports(self) -> List[int]:
+        return [port + self.offset for port in STACK_BASE_PORTS]
+
     def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        return self.started.output()
 
 
 @pytest.fixture(scope="session")
 def stack(model_path, tmp_path_factory) -> Any:
-    """`kefu run` (Rasa, actions, demo orders, desk) on loopback; Ctrl-C at the end."""
-    busy = [p for p in STACK_PORTS if port_open(p)]
-    if busy:
-        pytest.fail(f"ports {busy} are taken: stop the running stack before the tests")
+    """`kefu run` (Rasa, actions, demo orders, desk) on free loopback ports; Ctrl-C at the
+    end, which must stop every service."""
     work = tmp_path_factory.mktemp("stack")
-    log = work / "kefu-run.log"
+    offset = free_offset(STACK_BASE_PORTS)
     env = {
-        **os.environ,
         "KEFU_RASA_TOKEN": STACK_TOKEN,
+        "KEFU_PORT_OFFSET": str(offset),
         "KEFU_DATABASE_URL": f"sqlite:///{work / 'kefu.db'}",
         # The browser tests send 100 messages in one conversation; test_desk tests the limit.
         "KEFU_RATE_PER_MINUTE": "100000",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "kefu"), "run"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    running = Stack(process, log)
-    deadline = time.monotonic() + 300
-    while "Press Ctrl-C to stop." not in running.output():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("kefu run did not start:\n" + running.output()[-3000:])
-        time.sleep(0.5)
+    kefu = [str(Path(sys.executable).parent / "kefu"), "run"]
+    started = start("kefu run", kefu, work / "kefu-run.log", printed("Press Ctrl-C"), env)
+    running = Stack(started, offset)
     yield running
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert process.returncode == 0, running.output()[-3000:]
+    assert started.stop(signal.SIGINT, 60) == 0, running.output()[-3000:]
     assert "kefu: stopped." in running.output()
-    assert not [p for p in STACK_PORTS if port_open(p)], "a service outlived Ctrl-C"
+    assert not [p for p in running.ports if port_open(p)], "a service outlived Ctrl-C"
 
 
 def always_open(policy: Policy) -> Policy:
@@ -167,3 +151,28 @@ async def pg_url():
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def rasa_as_shipped():
+    """Every test starts and ends on Rasa as shipped: a test that installs a runtime fix
+    or the action deadline has them taken back, whatever happens in it."""
+    from kefu.rasa import deadline, fixes
+
+    yield
+    fixes.uninstall()
+    deadline.uninstall()
+
+
+# Fixtures that start kefu's processes or use the machine's PostgreSQL: `make test-fast`
+# leaves out every test that needs one (`-m "not servers"`).
+SERVER_FIXTURES = frozenset({"stack", "rasa_without_actions", "scaled", "pg_url", "gated"})
+
+
+def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or (
+            "postgres" in params.values()
+        ):
+            item.add_marker(pytest.mark.servers)

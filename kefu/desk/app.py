@@ -20,9 +20,9 @@ from kefu.desk.keys import CONFIG, DESK, LIMITER
 from kefu.desk.rasa_client import ActionServerProbe, RasaClient
 from kefu.desk.routes import setup_routes
 from kefu.desk.service import Desk, NotAllowed
-from kefu.logs import install_masking
-from kefu.policy import PolicyError, load_policy
-from kefu.policy.loader import Policy
+from kefu.domain.policy import PolicyError, load_policy
+from kefu.domain.policy.loader import Policy
+from kefu.stack.logs import install_masking
 from kefu.store import StoreError, open_store
 from kefu.store.conversations import open_conversation_store
 

@@ -15,16 +15,16 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from kefu import escalation
 from kefu.desk.auth import hash_password, new_token, token_hash, verify_password
 from kefu.desk.config import DeskConfig
 from kefu.desk.hub import Hub
 from kefu.desk.rasa_client import ActionServerProbe, RasaClient, RasaUnavailable
-from kefu.phrasing.checker import Checker
-from kefu.phrasing.context import ReplyContext
-from kefu.phrasing.guard import Guard
-from kefu.policy.loader import Policy
-from kefu.script import detect_script
+from kefu.domain import escalation
+from kefu.domain.phrasing.checker import Checker
+from kefu.domain.phrasing.context import ReplyContext
+from kefu.domain.phrasing.guard import Guard
+from kefu.domain.policy.loader import Policy
+from kefu.domain.script import detect_script
 from kefu.store.conversations import Conversation, ConversationStore, Message, utcnow
 from kefu.store.records import RecordStore
 
@@ -317,7 +317,7 @@ class Desk:
         self, conversation: Conversation, parse: Dict[str, Any]
     ) -> Optional[Message]:
         """A more urgent reason in what a waiting visitor writes: raise the priority
-        and say that reason's phrase (asked of kefu.escalation, like the bot does)."""
+        and say that reason's phrase (asked of kefu.domain.escalation, like the bot does)."""
         turns = [escalation.Turn(**t) for t in conversation.summary.get("waiting_turns", [])]
         turn = escalation.turn_of(parse) if parse else escalation.Turn(None)
         turns = (turns + [turn])[-10:]

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
+from kefu.paths import ROOT
+
 DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'kefu.db'}"
 # A record's number is what a visitor is told: kind prefix, date, sequence.
 SCHEMA_LOCK = 0x6B656675  # "kefu": advisory lock id for schema creation

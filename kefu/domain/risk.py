@@ -1,0 +1,281 @@
+"""Risk read from a visitor's own words: safety, legal or media threats, abuse,
+compensation, a supervisor or a person asked for, sentence by sentence.
+
+The intent classifier gives one label for a whole message; a long message of five
+sentences about a late parcel may mention in the fourth that the charger smoked.
+This reads every sentence with the lexicons of policy/risk.yml, whatever the intent,
+and keeps the evidence (which words, in which sentence) for the agent. It decides
+nothing itself: `kefu.domain.escalation.decide` weighs it with the intent and the tone.
+
+Matching is done on a normalised copy of the text with the same length as the
+original (simplified characters, half-width forms, lower case), so every span
+points into what the visitor typed. Abuse is also matched on a compact copy with
+separators removed and mask characters unified (傻 逼, s.b, 你**), mapped back.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kefu.domain.policy.loader import Risk, RiskLexicon
+from kefu.domain.script import normalise
+
+_SENTENCE_END = re.compile(r"[。！？!?；;\n…]+|\s{2,}|(?<=[~～])")
+_CLAUSE_END = re.compile(r"[，,、\s]+")
+MASK = "*"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    reason: str
+    sentence: str  # the sentence as the visitor typed it
+    match: str  # the words that showed it, as typed
+    start: int  # span of the words in the whole message
+    end: int
+    how: str  # "words", "words+context", "aimed", "classifier"
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "sentence": self.sentence,
+            "match": self.match,
+            "span": [self.start, self.end],
+            "how": self.how,
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    evidence: Tuple[Evidence, ...] = ()
+
+    @property
+    def reasons(self) -> Tuple[str, ...]:
+        seen: List[str] = []
+        for e in self.evidence:
+            if e.reason not in seen:
+                seen.append(e.reason)
+        return tuple(seen)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"reasons": list(self.reasons), "evidence": [e.as_dict() for e in self.evidence]}
+
+
+def fold(text: str) -> str:
+    """Simplified, half-width, lower case; one character for one character."""
+    simplified = normalise(text)
+    out = []
+    for ch in simplified:
+        folded = unicodedata.normalize("NFKC", ch)
+        out.append(folded.lower() if len(folded) == 1 else ch.lower())
+    return "".join(out)
+
+
+def sentences(text: str) -> List[Tuple[int, int]]:
+    """Spans of the sentences of a message (punctuation, line breaks, wide gaps)."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() > start:
+            spans.append((start, m.end()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _clause_at(text: str, position: int) -> Tuple[int, int]:
+    start = 0
+    for m in _CLAUSE_END.finditer(text):
+        if m.end() <= position:
+            start = m.end()
+        elif m.start() >= position:
+            return start, m.start()
+    return start, len(text)
+
+
+def _compact(text: str, risk: Risk) -> Tuple[str, List[int]]:
+    """The text without separators, masks as `*`; and each kept character's index."""
+    kept, where = [], []
+    for i, ch in enumerate(text):
+        if ch in risk.separators:
+            continue
+        kept.append(MASK if ch in risk.masks else ch)
+        where.append(i)
+    return "".join(kept), where
+
+
+def _covered(span: Tuple[int, int], allowed: Sequence[Tuple[int, int]]) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in allowed)
+
+
+class Reader:
+    """Reads risk from text with one policy's lexicons."""
+
+    def __init__(self, risk: Risk) -> None:
+        self.risk = risk
+
+    def read(self, text: str, classifier: Iterable[Evidence] = ()) -> Reading:
+        if not text or not text.strip():
+            return Reading(tuple(classifier))
+        folded = fold(text)
+        spans = sentences(folded)
+        found: List[Evidence] = []
+        for index, (start, end) in enumerate(spans):
+            sentence = folded[start:end]
+            previous = folded[spans[index - 1][0] : spans[index - 1][1]] if index else ""
+            for lexicon in self.risk.reasons.values():
+                for s, e, how in self._matches(lexicon, sentence, previous):
+                    found.append(
+                        Evidence(
+                            reason=lexicon.code,
+                            sentence=text[start:end].strip(),
+                            match=text[start + s : start + e],
+                            start=start + s,
+                            end=start + e,
+                            how=how,
+                        )
+                    )
+        found += list(classifier)
+        return Reading(tuple(_first_per_sentence(found)))
+
+    def _matches(
+        self, lexicon: RiskLexicon, sentence: str, previous: str
+    ) -> Iterable[Tuple[int, int, str]]:
+        allowed = [m.span() for p in lexicon.unless for m in p.finditer(sentence)]
+
+        def usable(span: Tuple[int, int]) -> bool:
+            if span[1] <= span[0] or _covered(span, allowed):
+                return False
+            return not (lexicon.hypothetical and self._hypothetical(sentence, span))
+
+        for pattern in lexicon.strong:
+            for m in pattern.finditer(sentence):
+                if usable(m.span()):
+                    yield m.start(), m.end(), "words"
+        for pattern in lexicon.certain:
+            for m in pattern.finditer(sentence):
+                if m.end() > m.start() and not _covered(m.span(), allowed):
+                    yield m.start(), m.end(), "words"
+        if lexicon.code == "abuse":
+            yield from self._compact_matches(lexicon, sentence, allowed)
+        for cue in lexicon.weak:
+            near = previous + sentence
+            if not any(c.search(near) for c in cue.context):
+                continue
+            for pattern in cue.patterns:
+                for m in pattern.finditer(sentence):
+                    if usable(m.span()):
+                        yield m.start(), m.end(), "words+context"
+        for pattern in lexicon.targeted:
+            for m in pattern.finditer(sentence):
+                c0, c1 = _clause_at(sentence, m.start())
+                clause = sentence[c0:c1]
+                if usable(m.span()) and any(t.search(clause) for t in lexicon.targets):
+                    yield m.start(), m.end(), "aimed"
+
+    def _compact_matches(
+        self, lexicon: RiskLexicon, sentence: str, allowed: Sequence[Tuple[int, int]]
+    ) -> Iterable[Tuple[int, int, str]]:
+        compact, where = _compact(sentence, self.risk)
+        if compact == sentence:
+            return
+        compact_allowed = [m.span() for p in lexicon.unless for m in p.finditer(compact)]
+        for pattern in lexicon.strong:
+            for m in pattern.finditer(compact):
+                if m.end() <= m.start() or _covered(m.span(), compact_allowed):
+                    continue
+                span = (where[m.start()], where[m.end() - 1] + 1)
+                if not _covered(span, allowed):
+                    yield span[0], span[1], "words"
+
+    def _hypothetical(self, sentence: str, span: Tuple[int, int]) -> bool:
+        if sentence[span[1] : span[1] + 1] == "了":
+            return False  # 会不会被他吞下去了: a worry about what already happened
+        c0, c1 = _clause_at(sentence, span[0])
+        clause = sentence[c0:c1]
+        if self.risk.clause.search(clause):
+            return True
+        before = sentence[c0 : span[0]]
+        after = sentence[span[1] : c1]
+        return bool(self.risk.before.search(before) or self.risk.after.search(after))
+
+
+def _first_per_sentence(found: Iterable[Evidence]) -> List[Evidence]:
+    """One piece of evidence per reason and sentence, in text order: the earliest
+    words, or the classifier's reading when no words showed it."""
+    best: Dict[Tuple[str, str], Evidence] = {}
+
+    def rank(e: Evidence) -> Tuple[bool, int]:
+        return (e.how == "classifier", e.start)
+
+    for e in found:
+        key = (e.reason, e.sentence)
+        if key not in best or rank(e) < rank(best[key]):
+            best[key] = e
+    return sorted(best.values(), key=lambda e: (e.start, e.reason))
+
+
+def from_classifier(
+    sentence_intents: Sequence[Dict[str, Any]],
+    reason_of_intent: Dict[str, str],
+    min_confidence: float,
+    original: str = "",
+) -> List[Evidence]:
+    """Evidence from the intent classifier's reading of each sentence of a long message.
+
+    Spans are those of the normalised text, the same as the original's.
+    """
+    out = []
+    for item in sentence_intents:
+        reason = reason_of_intent.get(str(item.get("intent")))
+        if reason and float(item.get("confidence") or 0.0) >= min_confidence:
+            start, end = (int(x) for x in item.get("span") or (0, 0))
+            text = original[start:end].strip() if original else str(item.get("text") or "")
+            out.append(Evidence(reason, text, text, start, end, "classifier"))
+    return out
+
+
+def reading_of(parse: Optional[Dict[str, Any]]) -> Tuple[str, ...]:
+    """The reasons a stored parse result carries (`risk` set by the RiskScanner)."""
+    risk = (parse or {}).get("risk") or {}
+    return tuple(str(r) for r in risk.get("reasons") or ())
+
+
+def revised_intent(
+    intent: Dict[str, Any],
+    ranking: Sequence[Dict[str, Any]],
+    reading: Reading,
+    reason_of_intent: Dict[str, str],
+    priority: Dict[str, int],
+    min_confidence: float,
+) -> Optional[Dict[str, Any]]:
+    """The intent a message gets after its words were read, or None to keep it.
+
+    - The words show a reason: that reason's intent, unless the classifier already
+      chose an escalation intent that ranks as high.
+    - The classifier chose an escalation intent that nothing in the words backs,
+      with less than `min_confidence`: the best-ranked other intent instead (人工刻字
+      is a product question, not a request for a person).
+    """
+    intent_of_reason: Dict[str, str] = {}
+    for name, code in reason_of_intent.items():
+        intent_of_reason.setdefault(code, name)
+    current = str(intent.get("name") or "")
+    now = reason_of_intent.get(current)
+    worded = [e.reason for e in reading.evidence if e.how != "classifier"]
+    worded = [code for code in worded if code in intent_of_reason]
+    if worded:
+        best = max(worded, key=lambda code: priority.get(code, 0))
+        if now is not None and priority.get(now, 0) >= priority.get(best, 0):
+            return None
+        return {"name": intent_of_reason[best], "confidence": 1.0}
+    if now is None or float(intent.get("confidence") or 0.0) >= min_confidence:
+        return None
+    if any(e.reason == now for e in reading.evidence):
+        return None  # a sentence of its own said so, confidently
+    for other in ranking:
+        if other.get("name") not in reason_of_intent and other.get("name") != current:
+            return {"name": other["name"], "confidence": float(other.get("confidence") or 0.0)}
+    return {"name": "nlu_fallback", "confidence": float(intent.get("confidence") or 0.0)}

@@ -1,1 +1,0 @@
-"""The built-in demo order backend (the embedded default for order lookups)."""

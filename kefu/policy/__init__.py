@@ -1,5 +1,0 @@
-"""Operator-edited policy: one loader that validates YAML and reports file:line."""
-
-from kefu.policy.loader import PolicyError, load_policy
-
-__all__ = ["PolicyError", "load_policy"]

@@ -1,0 +1,1 @@
+"""Developers' tools: evaluations, benchmarks, the soak test and the simulated visitors."""

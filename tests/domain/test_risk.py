@@ -1,0 +1,110 @@
+"""Risk read from the visitor's own words (kefu.domain.risk with policy/risk.yml)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kefu.domain import risk
+
+
+@pytest.fixture(scope="module")
+def reader(policy):
+    return risk.Reader(policy.risk)
+
+
+def reasons(reader, text):
+    return reader.read(text).reasons
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # buried in the third sentence of a message about something else
+        ("快递拖了五天才到。包装也压扁了。插上充电才十分钟充电器就冒烟了，吓我一跳", "safety"),
+        # plain words, no keyword
+        ("这个暖手宝用着用着手心麻麻的，像有电流一样", "safety"),
+        ("面膜敷了十分钟脸上起了一片小红点，又痒又疼", "safety"),
+        ("吃了你们的牛肉干，晚上吐了好几次，肚子一直疼", "safety"),
+        ("娃把积木上的小零件放进嘴里了，不知道咽没咽下去", "safety"),
+        ("充電寶充著充著就鼓起來了，還發燙", "safety"),  # 繁體
+        ("再不处理我就打12315", "legal_media"),
+        ("我已经联系了本地电视台的记者", "legal_media"),
+        ("你们这帮傻 逼客服", "abuse"),  # spaced
+        ("你是不是sb啊", "abuse"),  # pinyin abbreviation
+        ("垃圾客服，一问三不知", "abuse"),  # aimed at the agent
+        ("你们必须赔偿我的损失", "compensation"),
+        ("维修费你们来出", "compensation"),
+        ("叫你们经理出来跟我说", "supervisor"),
+        ("zhuan ren gong", "customer_request"),
+    ],
+)
+def test_each_reason_is_read_from_the_words(reader, text, reason):
+    assert reason in reasons(reader, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这个充电宝会不会爆炸？安全吗",  # a question before buying
+        "质量太垃圾了，洗一次就掉色",  # about the product, not aimed at anyone
+        "我是敏感肌，这款面霜能用吗",
+        "你们家的炸鸡锅是爆款吗",
+        "人工客服几点上班",
+        "刻字是人工刻的吗",
+        "请问延迟发货有没有补偿的规则",
+        "被闺蜜安利中毒了，这个色号还有吗",
+        "手机屏幕上有一道划痕，能换吗",
+        "老板在吗，这款还有货吗",
+    ],
+)
+def test_near_misses_are_not_read_as_risk(reader, text):
+    assert reasons(reader, text) == ()
+
+
+def test_safety_comes_first_and_evidence_points_into_the_text(reader, policy):
+    text = "你们这什么破店！我要投诉到12315！孩子用了你们的护手霜，手上起了一片红疹"
+    reading = reader.read(text)
+    assert set(reading.reasons) >= {"safety", "legal_media"}
+    for evidence in reading.evidence:
+        start, end = evidence.start, evidence.end
+        assert text[start:end] == evidence.match and evidence.match in evidence.sentence
+    priority = {c: r.priority for c, r in policy.escalation.reasons.items()}
+    assert max(reading.reasons, key=priority.get) == "safety"
+
+
+def test_masked_swear_words_are_mapped_back_to_what_was_typed(reader):
+    text = "你个傻*，听不懂人话吗"
+    [evidence] = [e for e in reader.read(text).evidence if e.reason == "abuse"]
+    assert text[evidence.start : evidence.end] == evidence.match and "*" in evidence.match
+
+
+def test_a_worry_about_what_happened_counts_even_as_a_question(reader):
+    assert "safety" in reasons(reader, "会不会被他吞下去了？我现在腿都软了")
+    assert "safety" in reasons(reader, "宝宝吃完吐了两次，要不要去医院看看")
+
+
+def test_the_intent_follows_the_words_unless_the_classifier_already_escalated(policy, reader):
+    reason_of = {i: c for c, r in policy.escalation.reasons.items() for i in r.intents}
+    priority = {c: r.priority for c, r in policy.escalation.reasons.items()}
+    floor = policy.escalation.intent_min_confidence
+
+    def revised(text, intent, confidence=0.9, ranking=()):
+        return risk.revised_intent(
+            {"name": intent, "confidence": confidence},
+            list(ranking),
+            reader.read(text),
+            reason_of,
+            priority,
+            floor,
+        )
+
+    long_message = "快递慢就算了。东西到了一插电就冒烟，我要退货"
+    assert revised(long_message, "request_return") == {"name": "report_safety", "confidence": 1.0}
+    assert revised("充电器冒烟了，叫你们经理来", "report_safety") is None  # already the top
+    # A low-confidence escalation guess with nothing in the words behind it gives way.
+    ranking = [{"name": "ask_human", "confidence": 0.3}, {"name": "faq", "confidence": 0.25}]
+    assert revised("刻字要另外收费吗", "ask_human", 0.3, ranking) == {
+        "name": "faq",
+        "confidence": 0.25,
+    }
+    assert revised("转人工", "ask_human", 0.3, ranking) is None
