@@ -26,7 +26,7 @@ ensure_chromium() {
     && [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]]; then return 0; fi
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian's $BROWSER_PACKAGES for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $BROWSER_PACKAGES >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq $BROWSER_PACKAGES >/dev/null
   else
     echo "setup: the browser tests need Debian's packages: apt-get install $BROWSER_PACKAGES" >&2
   fi
