@@ -123,14 +123,20 @@ class ValidateComplaintForm(OrderIdValidation, FormValidationAction):
         return {"name_answer": None, "name": name}
 
     async def validate_complaint_what(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
         # The complaint itself ("我要投诉") says nothing yet: ask what happened.
         return {"complaint_what": slot_value if wording.what(str(slot_value or "")) else None}
 
     async def validate_contact_phone(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
         text = str(slot_value or "").replace(" ", "").replace("-", "")

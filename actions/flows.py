@@ -22,8 +22,14 @@ from kefu.domain import order_ids
 # The flow each intent starts, and how the visitor would name it.
 FLOW_OF_INTENT = {"query_order": "order", "complain": "complaint", "request_return": "return"}
 FORM_OF_FLOW = {"order": "order_form", "complaint": "complaint_form", "return": "return_form"}
-FLOW_NAME = {"order_form": "订单查询", "complaint_form": "投诉登记", "return_form": "退换货申请",
-             "order": "查询订单", "complaint": "登记投诉", "return": "办理退换货"}
+FLOW_NAME = {
+    "order_form": "订单查询",
+    "complaint_form": "投诉登记",
+    "return_form": "退换货申请",
+    "order": "查询订单",
+    "complaint": "登记投诉",
+    "return": "办理退换货",
+}
 # Questions whose answer is a description in the visitor's own words.
 FREE_TEXT_SLOTS = ("complaint_what", "complaint_when", "complaint_want", "return_reason")
 # What to say to pick a paused form up again (each starts that form).
@@ -77,7 +83,7 @@ def resume_note(
         return []
     if paused == finished:  # the visitor chose to carry on with it: nothing waits
         return [SlotSet("paused_form", None), SlotSet("switch_to", None)]
-    dispatcher.utter_message(response="phrase_resume_paused", flow=FLOW_NAME[paused],
-                             again=AGAIN[paused])
+    dispatcher.utter_message(
+        response="phrase_resume_paused", flow=FLOW_NAME[paused], again=AGAIN[paused]
+    )
     return [SlotSet("paused_form", None), SlotSet("switch_to", None)]
-

@@ -18,6 +18,7 @@ from kefu.domain import order_ids
 
 logger = logging.getLogger(__name__)
 
+
 def find_order_id(text: Optional[str]) -> Optional[str]:
     """The first order id in a text, typed with spaces or dashes or not."""
     return order_ids.find(text)

@@ -93,6 +93,10 @@ class Stack:
         return f"http://127.0.0.1:{5005 + self.offset}"
 
     @property
+    def actions(self) -> str:
+        return f"http://127.0.0.1:{5055 + self.offset}"
+
+    @property
     def desk(self) -> str:
         return f"http://127.0.0.1:{8080 + self.offset}"
 

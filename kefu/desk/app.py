@@ -23,8 +23,8 @@ from kefu.desk.service import Desk, NotAllowed
 from kefu.domain.policy import PolicyError, load_policy
 from kefu.domain.policy.loader import Policy
 from kefu.stack.logs import install_masking
-from kefu.store import StoreError, open_store
-from kefu.store.conversations import open_conversation_store
+from kefu.store import RecordStore, StoreError, open_database
+from kefu.store.conversations import ConversationStore
 
 logger = logging.getLogger("kefu.desk")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,8 +76,8 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         session = aiohttp.ClientSession()
-        store = open_conversation_store(config.database_url)
-        records = open_store(config.database_url)
+        db = open_database(config.database_url)  # one pool for both stores
+        store, records = ConversationStore(db), RecordStore(db)
         hub = Hub()
         if redis_url:
             await hub.start_redis(redis_url)
@@ -90,7 +90,7 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
             hub,
             ActionServerProbe(session, config.action_server_url),
         )
-        await desk.ensure_agents()
+        await desk.accounts.ensure()
         # jieba and the tone model load in a thread, not on the loop (about 2 s).
         await asyncio.get_running_loop().run_in_executor(None, desk.checker.warm)
         if any(name == DEFAULT_AGENT[0] for name, _ in config.agents):
@@ -113,7 +113,7 @@ async def ticker_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await app[DESK].tick()
+                await app[DESK].timers.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a store hiccup: try again next tick

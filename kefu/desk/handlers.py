@@ -135,22 +135,20 @@ async def _stream(
     desk = request.app[DESK]
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
-    group = desk.hub.visitors[conversation_id] if conversation_id else desk.hub.agents
-    group.add(ws)
+    # Subscribed before the replay, so nothing falls between; pages skip repeated seqs.
+    subscriber = desk.hub.subscribe(ws, conversation_id)
     try:
         if conversation_id:
             for message in await desk.store.messages(conversation_id, after):
-                await ws.send_json(
+                subscriber.offer_json(
                     {"type": "message", "conversation_id": conversation_id, **message.as_dict()}
                 )
-            await ws.send_json({"type": "replayed", "conversation_id": conversation_id})
+            subscriber.offer_json({"type": "replayed", "conversation_id": conversation_id})
         async for frame in ws:  # pages only listen; a ping keeps proxies happy
             if frame.type == WSMsgType.TEXT and frame.data == "ping":
-                await ws.send_str('{"type":"pong"}')
+                subscriber.offer('{"type":"pong"}')
     finally:
-        group.discard(ws)
-        if conversation_id and not group:
-            desk.hub.visitors.pop(conversation_id, None)
+        await desk.hub.unsubscribe(subscriber)
     return ws
 
 
@@ -171,7 +169,7 @@ async def agent_login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadInput(422, "invalid_credentials", "请输入用户名和密码。")
-    result = await request.app[DESK].login(visible(username)[:64], password[:256])
+    result = await request.app[DESK].accounts.login(visible(username)[:64], password[:256])
     if result is None:
         return error(401, "unauthorized", "用户名或密码错误。")
     token, expires = result
@@ -181,7 +179,7 @@ async def agent_login(request: web.Request) -> web.Response:
 
 
 async def _agent(request: web.Request) -> str:
-    username = await request.app[DESK].agent_for(bearer(request))
+    username = await request.app[DESK].accounts.agent_for(bearer(request))
     if username is None:
         raise BadInput(401, "unauthorized", "请先登录。")
     return username
@@ -257,7 +255,11 @@ async def agent_phrases(request: web.Request) -> web.Response:
     quick = ("thanks_wait", "agent_close", "ask_name", "ask_complaint_want", "resume")
     dummy = Conversation(id="-", token_hash="", status="agent", created_at=None)  # type: ignore[arg-type]
     return web.json_response(
-        [{"scene": s, "text": desk.render(dummy, s)} for s in quick if desk.policy.phrase(s)]
+        [
+            {"scene": s, "text": desk.speaker.render(dummy, s)}
+            for s in quick
+            if desk.policy.phrase(s)
+        ]
     )
 
 

@@ -9,35 +9,30 @@ desk itself sends goes through the phrasing guard, like the bot's own.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
-import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from kefu.desk.auth import hash_password, new_token, token_hash, verify_password
+from kefu.desk.accounts import AgentAccounts
+from kefu.desk.auth import new_token, token_hash
+from kefu.desk.callback import CallbackDialogue
 from kefu.desk.config import DeskConfig
 from kefu.desk.hub import Hub
 from kefu.desk.rasa_client import ActionServerProbe, RasaClient, RasaUnavailable
+from kefu.desk.speaker import NotAllowed, Speaker
+from kefu.desk.timers import IdleTimers
 from kefu.domain import escalation
 from kefu.domain.phrasing.checker import Checker
 from kefu.domain.phrasing.context import ReplyContext
-from kefu.domain.phrasing.guard import Guard
 from kefu.domain.policy.loader import Policy
 from kefu.domain.script import detect_script
 from kefu.store.conversations import Conversation, ConversationStore, Message, utcnow
 from kefu.store.records import RecordStore
 
+__all__ = ["Desk", "NotAllowed"]
 logger = logging.getLogger(__name__)
-PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-
-
-class NotAllowed(Exception):
-    """An agent action that does not fit the conversation's state."""
-
-
-def mask_phone(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "***"
 
 
 def spoken_minutes(minutes: float) -> str:
@@ -58,57 +53,12 @@ class Desk:
         self.config, self.policy, self.store = config, policy, store
         self.records, self.rasa, self.hub = records, rasa, hub
         self.actions = actions
-        self.guard = Guard(policy)
+        # The units a message passes through, each with one job.
+        self.speaker = Speaker(policy, store, hub, rasa)
+        self.accounts = AgentAccounts(config, store)
+        self.timers = IdleTimers(policy, store, self.speaker)
+        self.callback = CallbackDialogue(policy, self.speaker)
         self.checker = Checker.for_policy(policy)
-
-    # --- saying things -----------------------------------------------------
-    def render(self, conversation: Conversation, scene: str, **values: Any) -> str:
-        phrase = self.policy.phrase(scene)
-        if phrase is None:  # the loader guarantees the desk's scenes; be safe anyway
-            phrase = self.policy.phrases["safe_fallback"]
-        context = ReplyContext(
-            script=conversation.summary.get("script", "unknown"),
-            timezone=conversation.summary.get("timezone"),
-        )
-        variables = {**self.guard.variables(context), **{k: str(v) for k, v in values.items()}}
-        try:
-            text = phrase.text.format(**variables)
-        except (KeyError, IndexError):
-            logger.warning("phrase %s is missing a value", scene)
-            text = self.policy.phrases["safe_fallback"].text
-        return self.guard.apply(text, context) or ""
-
-    async def post(self, conversation: Conversation, sender: str, text: str) -> Message:
-        """Store a message, then send it live to the pages that watch the conversation."""
-        message = await self.store.add_message(conversation.id, sender, text)
-        await self.hub.publish(conversation.id, {"type": "message", **message.as_dict()})
-        return message
-
-    async def say(
-        self, conversation: Conversation, scene: str, sender: str = "bot", **values: Any
-    ) -> Message:
-        return await self.post(conversation, sender, self.render(conversation, scene, **values))
-
-    async def set_mode(self, conversation: Conversation, **values: Any) -> None:
-        await self.store.update(conversation.id, **values)
-        for key, value in values.items():
-            setattr(conversation, key, value)
-        await self.hub.publish(
-            conversation.id,
-            {
-                "type": "mode",
-                "mode": conversation.status,
-                "reason": conversation.reason,
-                "priority": conversation.priority,
-            },
-        )
-
-    async def _tell_rasa(self, conversation: Conversation, events: List[Dict[str, Any]]) -> None:
-        """Keep Rasa's tracker complete while a human has the conversation."""
-        try:
-            await self.rasa.append(conversation.id, events)
-        except RasaUnavailable as e:
-            logger.warning("tracker of %s not updated: %s", conversation.id, e)
 
     # --- visitors ------------------------------------------------------------
     async def open(self, metadata: Dict[str, Any]) -> Tuple[Conversation, str, List[Message]]:
@@ -123,7 +73,7 @@ class Desk:
         except RasaUnavailable as e:
             logger.error("Rasa unavailable at the opening: %s", e)
             replies = await self._rasa_down(conversation)
-        await self._arm_idle(conversation)
+        await self.timers.arm(conversation)
         return conversation, token, replies
 
     async def authenticate_visitor(
@@ -132,8 +82,6 @@ class Desk:
         conversation = await self.store.get(conversation_id)
         if conversation is None or not token:
             return None
-        import hmac
-
         if not hmac.compare_digest(conversation.token_hash, token_hash(token)):
             return None
         return conversation
@@ -142,14 +90,14 @@ class Desk:
         self, conversation: Conversation, text: str, metadata: Dict[str, Any]
     ) -> List[Message]:
         await self._remember_script(conversation, text)
-        await self.post(conversation, "visitor", text)
+        await self.speaker.post(conversation, "visitor", text)
         mode = conversation.status
         if mode == "closed":
-            return [await self.say(conversation, "closed_notice")]
+            return [await self.speaker.say(conversation, "closed_notice")]
         if mode == "bot":
             return await self._bot_turn(conversation, text, metadata)
         if mode == "callback":
-            return await self._callback_step(conversation, text)
+            return await self._callback_turn(conversation, text)
         return await self._while_human(conversation, text)
 
     async def _bot_turn(
@@ -165,29 +113,31 @@ class Desk:
                     asyncio.shield(pending), self.policy.service.announce_wait_after_s
                 )
             except asyncio.TimeoutError:
-                replies.append(await self.say(conversation, "wait_slow"))
+                replies.append(await self.speaker.say(conversation, "wait_slow"))
                 answers = await pending
                 if answers:
-                    replies.append(await self.say(conversation, "thanks_wait"))
+                    replies.append(await self.speaker.say(conversation, "thanks_wait"))
         except RasaUnavailable as e:
             logger.error("Rasa unavailable for %s: %s", conversation.id, e)
             return replies + await self._rasa_down(conversation)
         replies += await self._bot_answers(conversation, answers)
         if conversation.status == "bot":
-            problem = None
-            if not any(m.sender == "bot" for m in replies):
-                problem = "no reply from the assistant"  # never silence
-            elif self.actions is not None and not await self.actions.up():
-                problem = "action server down"  # its forms and lookups cannot work
-            if problem:
-                logger.error("%s for %s: handing over", problem, conversation.id)
-                replies += await self._rasa_down(conversation, note=problem)
-                await self._tell_rasa(
+            replied = any(m.sender == "bot" for m in replies)
+            failure = escalation.assistant_failed(
+                self.policy.escalation,
+                replied=replied,
+                # probed only after a reply (a cached probe): silence already decides
+                action_server_up=not replied or self.actions is None or await self.actions.up(),
+            )
+            if failure is not None:
+                logger.error("%s for %s: handing over", failure.note, conversation.id)
+                replies += await self._hand_over_failure(conversation, failure)
+                await self.speaker.tell_rasa(
                     conversation,
-                    [{"event": "slot", "name": "handoff_reason", "value": "bot_failure"}],
+                    [{"event": "slot", "name": "handoff_reason", "value": failure.code}],
                 )
         if conversation.status == "bot":
-            await self._arm_idle(
+            await self.timers.arm(
                 conversation, held=self._held(answers), closing=self._closing(answers)
             )
         return replies
@@ -227,18 +177,22 @@ class Desk:
         for i, text in enumerate(texts):
             if i == handoff_text and not queued:
                 continue  # "transferring you now" is not true: hand_over says what is
-            replies.append(await self.post(conversation, "bot", text))
+            replies.append(await self.speaker.post(conversation, "bot", text))
         if handoff is not None:
             replies += await self.hand_over(
                 conversation, handoff, phrase_said=queued and handoff_text is not None
             )
         return replies
 
-    async def _rasa_down(
-        self, conversation: Conversation, note: str = "Rasa unavailable"
+    async def _rasa_down(self, conversation: Conversation) -> List[Message]:
+        failure = escalation.assistant_failed(self.policy.escalation, rasa_up=False)
+        assert failure is not None
+        return await self._hand_over_failure(conversation, failure)
+
+    async def _hand_over_failure(
+        self, conversation: Conversation, failure: escalation.Decision
     ) -> List[Message]:
-        decision = escalation.bot_failed(self.policy.escalation)
-        signal = {"reason": decision.code, "priority": decision.reason.priority, "note": note}
+        signal = {"reason": failure.code, "priority": failure.reason.priority, "note": failure.note}
         return await self.hand_over(
             conversation, signal, phrase_said=False, scene="rasa_unavailable"
         )
@@ -278,8 +232,9 @@ class Desk:
         queued = await self._can_queue()
         if not queued:
             summary["callback"] = {"stage": "phone"}
-        await self.set_mode(
+        await self.speaker.set_mode(
             conversation,
+            ("bot", "queued", "callback"),
             status="queued" if queued else "callback",
             reason=code,
             priority=reason.priority,
@@ -290,28 +245,24 @@ class Desk:
         replies: List[Message] = []
         if queued:
             if not phrase_said:
-                replies.append(await self.say(conversation, scene or reason.phrase))
+                replies.append(await self.speaker.say(conversation, scene or reason.phrase))
             replies.append(await self._say_queue(conversation, "queue_position"))
             return replies
         if self.policy.phrase(f"{reason.phrase}_callback"):
-            replies.append(await self.say(conversation, f"{reason.phrase}_callback"))
+            replies.append(await self.speaker.say(conversation, f"{reason.phrase}_callback"))
         replies.append(
-            await self.say(conversation, "callback_ask_phone", reason_text=self._why_callback(now))
+            await self.speaker.say(
+                conversation, self.callback.ask_phone_scene(now), **self.callback.hours()
+            )
         )
         return replies
-
-    def _why_callback(self, now: datetime) -> str:
-        hours = self.policy.escalation.hours
-        if hours.covers(now):
-            return "人工客服暂时都在忙"
-        return f"现在是人工客服的休息时间（服务时间{hours.open:%H:%M}-{hours.close:%H:%M}）"
 
     async def _say_queue(self, conversation: Conversation, scene: str) -> Message:
         """A queue phrase with the place and the wait: 您是下一位 when nobody is ahead."""
         place = await self._queue(conversation)
         if place["ahead"] == 0 and self.policy.phrase(f"{scene}_next"):
             scene = f"{scene}_next"
-        return await self.say(conversation, scene, **place)
+        return await self.speaker.say(conversation, scene, **place)
 
     async def _waiting_escalation(
         self, conversation: Conversation, parse: Dict[str, Any]
@@ -342,13 +293,13 @@ class Desk:
         summary["evidence"] = (summary.get("evidence") or []) + [
             {k: e.get(k) for k in ("reason", "sentence", "match", "how")} for e in evidence
         ]
-        await self.set_mode(
+        await self.speaker.set_mode(
             conversation, reason=decision.code, priority=decision.reason.priority, summary=summary
         )
         scene = decision.reason.phrase
         if conversation.status == "callback" and self.policy.phrase(f"{scene}_callback"):
             scene = f"{scene}_callback"
-        return await self.say(conversation, scene)
+        return await self.speaker.say(conversation, scene)
 
     async def _parse(self, text: str) -> Dict[str, Any]:
         try:
@@ -356,64 +307,19 @@ class Desk:
         except RasaUnavailable:
             return {}
 
-    def _ack_due(self, conversation: Conversation) -> bool:
-        """At most one acknowledgement every `waiting.ack_every_s` seconds."""
-        last = conversation.summary.get("last_ack_at")
-        if not last:
-            return True
-        elapsed = (utcnow() - datetime.fromisoformat(last)).total_seconds()
-        return elapsed >= self.policy.service.ack_every_s
-
-    async def _acknowledged(self, conversation: Conversation, message: Message) -> Message:
-        conversation.summary["last_ack_at"] = utcnow().isoformat()
-        await self.store.update(conversation.id, summary=conversation.summary)
-        return message
-
-    async def _callback_step(self, conversation: Conversation, text: str) -> List[Message]:
+    async def _callback_turn(self, conversation: Conversation, text: str) -> List[Message]:
+        """Arranging a call-back: Rasa hears the message; an urgent reason comes first,
+        then the dialogue asks its question again; otherwise the dialogue takes the answer."""
         parse = await self._parse(text)
         event: Dict[str, Any] = {"event": "user", "text": text}
         if parse:
             event["parse_data"] = parse
-        await self._tell_rasa(conversation, [event])
-        callback = dict(conversation.summary.get("callback") or {"stage": "phone"})
+        await self.speaker.tell_rasa(conversation, [event])
         urgent = await self._waiting_escalation(conversation, parse)
         if urgent is not None:
-            # Not an answer to the question: the urgent reason first, then the question again.
-            again = {"phone": "callback_ask_phone", "time": "callback_ask_time"}.get(
-                callback.get("stage", ""), ""
-            )
-            replies = [urgent]
-            if again:
-                replies.append(
-                    await self.say(conversation, again, reason_text=self._why_callback(utcnow()))
-                )
-            return replies
-        if callback.get("stage") == "phone":
-            match = PHONE.search(text.replace(" ", "").replace("-", ""))
-            if not match:
-                return [await self.say(conversation, "callback_phone_invalid")]
-            callback.update(stage="time", phone=match.group(0))
-            reply = await self.say(conversation, "callback_ask_time")
-        elif callback.get("stage") == "time":
-            callback.update(stage="booked", when=text.strip()[:60])
-            reply = await self.say(conversation, "callback_booked", **self._booked(callback))
-        else:
-            # Booked: an agent reads it with the conversation; the visitor hears it arrived.
-            if not self._ack_due(conversation):
-                return []
-            message = await self.say(conversation, "callback_ack", **self._booked(callback))
-            return [await self._acknowledged(conversation, message)]
-        conversation.summary["callback"] = callback
-        await self.set_mode(conversation, summary=conversation.summary)
-        return [reply]
-
-    def _booked(self, callback: Dict[str, Any]) -> Dict[str, str]:
-        hours = self.policy.escalation.hours
-        return {
-            "phone": mask_phone(str(callback.get("phone") or "")),
-            "when": str(callback.get("when") or ""),
-            "promise": f"工作时间（{hours.open:%H:%M}-{hours.close:%H:%M}）",
-        }
+            again = await self.callback.ask_again(conversation)
+            return [urgent] + ([again] if again else [])
+        return await self.callback.answer(conversation, text)
 
     async def _while_human(self, conversation: Conversation, text: str) -> List[Message]:
         """Queued or with an agent: the bot is silent, but Rasa still hears everything,
@@ -430,10 +336,10 @@ class Desk:
         if conversation.status == "queued":
             if intent == "urge":
                 replies.append(await self._say_queue(conversation, "queue_urge"))
-            elif not replies and self._ack_due(conversation):
+            elif not replies and self.speaker.ack_due(conversation):
                 message = await self._say_queue(conversation, "queue_ack")
-                replies.append(await self._acknowledged(conversation, message))
-        await self._tell_rasa(
+                replies.append(await self.speaker.acknowledged(conversation, message))
+        await self.speaker.tell_rasa(
             conversation, [event] + [{"event": "bot", "text": m.text} for m in replies]
         )
         return replies
@@ -450,86 +356,24 @@ class Desk:
     async def satisfaction(self, conversation: Conversation, score: int) -> None:
         await self.records.add("survey", conversation.id, {"score": score, "via": "desk"})
 
-    # --- idle visitors ---------------------------------------------------------
-    async def _arm_idle(
-        self, conversation: Conversation, held: bool = False, closing: bool = False
-    ) -> None:
-        """Start the idle timer. After the bot's thanks or goodbye nobody is asked
-        "还在线吗": the timer then only closes the chat, quietly."""
-        service = self.policy.service
-        wait = service.idle_after_s * (service.hold_on_factor if held else 1)
-        prompts = service.idle_prompts if closing else 0
-        if bool(conversation.summary.get("closing")) != closing:
-            conversation.summary["closing"] = closing
-            await self.store.update(conversation.id, summary=conversation.summary)
-        await self.store.update(
-            conversation.id,
-            idle_deadline=utcnow() + timedelta(seconds=wait),
-            idle_prompts=prompts,
-        )
-        conversation.idle_prompts = prompts
-
-    IDLE_PROMPTS = ("idle_prompt", "idle_prompt_again")  # never the same words twice
-
-    async def tick(self) -> int:
-        """Prompt idle visitors, close the ones who stay silent; purge old transcripts.
-
-        Timers are rows in the store, so a restart of any process loses none, and
-        `claim_idle` makes sure only one replica acts on each.
-        """
-        service = self.policy.service
-        now = utcnow()
-        acted = 0
-        for conversation in await self.store.idle_due(now):
-            if conversation.idle_prompts < service.idle_prompts:
-                if await self.store.claim_idle(
-                    conversation, now + timedelta(seconds=service.idle_after_s)
-                ):
-                    scene = self.IDLE_PROMPTS[min(conversation.idle_prompts, 1)]
-                    await self.say(conversation, scene)
-                    acted += 1
-            elif await self.store.claim_idle(conversation, None):
-                if not conversation.summary.get("closing"):
-                    await self.say(conversation, "idle_close")
-                await self.set_mode(conversation, status="closed")
-                acted += 1
-        await self.store.purge_closed_before(now - timedelta(days=service.retention_days))
-        return acted
-
-    # --- agents ----------------------------------------------------------------
-    async def ensure_agents(self) -> None:
-        for username, password in self.config.agents:
-            agent = await self.store.agent(username)
-            if agent is None or not await _verify(password, agent.password_hash):
-                hashed = await asyncio.to_thread(hash_password, password)
-                await self.store.upsert_agent(username, hashed, username)
-
-    async def login(self, username: str, password: str) -> Optional[Tuple[str, datetime]]:
-        agent = await self.store.agent(username)
-        if agent is None or not await _verify(password, agent.password_hash):
-            return None
-        token = new_token()
-        expires = utcnow() + timedelta(seconds=self.config.agent_token_ttl_s)
-        await self.store.add_session(token_hash(token), username, expires)
-        await self.store.touch_agent(username)
-        return token, expires
-
-    async def agent_for(self, token: str) -> Optional[str]:
-        if not token:
-            return None
-        username = await self.store.session_user(token_hash(token))
-        if username:
-            await self.store.touch_agent(username)
-        return username
-
     async def claim(self, conversation: Conversation, agent: str) -> None:
-        if conversation.status not in ("queued", "callback", "agent"):
-            raise NotAllowed(f"conversation is {conversation.status}")
-        if conversation.status == "agent" and conversation.agent not in (None, agent):
+        if conversation.status == "agent" and conversation.agent == agent:
+            return  # claimed already by this agent: nothing to do twice
+        if conversation.status == "agent":
             raise NotAllowed(f"conversation is taken by {conversation.agent}")
-        await self.set_mode(conversation, status="agent", agent=agent)
-        message = await self.say(conversation, "agent_joined", sender="agent", agent=agent)
-        await self._tell_rasa(conversation, [{"event": "bot", "text": message.text}])
+        try:
+            await self.speaker.set_mode(
+                conversation, ("queued", "callback"), status="agent", agent=agent
+            )
+        except NotAllowed:
+            # Two agents clicked at once: exactly one transition won.
+            current = await self.store.get(conversation.id)
+            if current is not None and current.status == "agent" and current.agent == agent:
+                return
+            taken = f"taken by {current.agent}" if current and current.agent else "not waiting"
+            raise NotAllowed(f"conversation is {taken}") from None
+        message = await self.speaker.say(conversation, "agent_joined", sender="agent", agent=agent)
+        await self.speaker.tell_rasa(conversation, [{"event": "bot", "text": message.text}])
 
     def check_agent_text(self, text: str) -> Dict[str, Any]:
         """The checker's verdict: every violation with its span, and a one-click
@@ -546,8 +390,10 @@ class Desk:
         if conversation.status != "agent" or conversation.agent != agent:
             raise NotAllowed("claim the conversation before replying")
         context = ReplyContext(script=conversation.summary.get("script", "unknown"))
-        message = await self.post(conversation, "agent", self.guard.apply(text, context) or text)
-        await self._tell_rasa(conversation, [{"event": "bot", "text": message.text}])
+        message = await self.speaker.post(
+            conversation, "agent", self.speaker.guard.apply(text, context) or text
+        )
+        await self.speaker.tell_rasa(conversation, [{"event": "bot", "text": message.text}])
         return message
 
     async def release(self, conversation: Conversation, agent: str) -> None:
@@ -560,12 +406,17 @@ class Desk:
         )
         conversation.summary.pop("waiting_turns", None)
         conversation.summary.pop("last_ack_at", None)
-        await self.set_mode(
-            conversation, status="bot", agent=None, waiting_since=None, summary=conversation.summary
+        await self.speaker.set_mode(
+            conversation,
+            ("agent", "queued", "callback"),
+            status="bot",
+            agent=None,
+            waiting_since=None,
+            summary=conversation.summary,
         )
-        message = await self.say(conversation, "resume")
+        message = await self.speaker.say(conversation, "resume")
         # Clearing the reason tells Rasa's escalation policy to count afresh.
-        await self._tell_rasa(
+        await self.speaker.tell_rasa(
             conversation,
             [
                 {"event": "slot", "name": "handoff_reason", "value": None},
@@ -573,19 +424,17 @@ class Desk:
                 {"event": "bot", "text": message.text},
             ],
         )
-        await self._arm_idle(conversation)
+        await self.timers.arm(conversation)
 
     def _joined_text(self, conversation: Conversation) -> str:
-        return self.render(conversation, "agent_joined", agent=conversation.agent or "")
+        return self.speaker.render(conversation, "agent_joined", agent=conversation.agent or "")
 
     async def close(self, conversation: Conversation) -> None:
         if conversation.status == "closed":
             raise NotAllowed("conversation is closed already")
-        await self.say(conversation, "agent_close", sender="agent" if conversation.agent else "bot")
-        await self.say(conversation, "ask_satisfaction")
-        await self.set_mode(conversation, status="closed", idle_deadline=None)
-
-
-async def _verify(password: str, stored: str) -> bool:
-    """scrypt takes tens of milliseconds of CPU: off the event loop."""
-    return await asyncio.to_thread(verify_password, password, stored)
+        await self.speaker.say(
+            conversation, "agent_close", sender="agent" if conversation.agent else "bot"
+        )
+        await self.speaker.say(conversation, "ask_satisfaction")
+        open_states = ("bot", "queued", "agent", "callback")
+        await self.speaker.set_mode(conversation, open_states, status="closed", idle_deadline=None)

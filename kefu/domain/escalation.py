@@ -43,6 +43,7 @@ class Facts:
 class Decision:
     reason: Reason
     retain: bool = False  # say the retain phrase instead of handing over
+    note: str = ""  # for the agent and the log: what the desk saw
 
     @property
     def code(self) -> str:
@@ -121,9 +122,25 @@ def turn_of(parse: dict) -> Turn:
     )
 
 
-def bot_failed(policy: Escalation) -> Decision:
-    """The assistant could not answer (no reply, Rasa or the action server down)."""
-    return Decision(policy.reasons["bot_failure"])
+def assistant_failed(
+    policy: Escalation,
+    *,
+    rasa_up: bool = True,
+    replied: bool = True,
+    action_server_up: bool = True,
+) -> Optional[Decision]:
+    """The desk's own facts after a bot turn: Rasa unreachable, no reply at all (never
+    leave a visitor in silence), or the action server down (its forms and lookups cannot
+    work). Any of them hands over with `bot_failure`; None keeps the bot."""
+    if not rasa_up:
+        note = "Rasa unavailable"
+    elif not replied:
+        note = "no reply from the assistant"
+    elif not action_server_up:
+        note = "action server down"
+    else:
+        return None
+    return Decision(policy.reasons["bot_failure"], note=note)
 
 
 def while_waiting(current: str, turns: Sequence[Turn], policy: Escalation) -> Optional[Decision]:

@@ -49,8 +49,11 @@ def choose(topic: FaqTopic, context: Mapping[str, Mapping[str, str]]) -> tuple[s
     `context` has `return`, `ticket` and `order` facts of this conversation; the
     most specific variant whose facts are all known wins (return, ticket, order).
     """
-    for variant, facts_key in (("with_return", "return"), ("with_ticket", "ticket"),
-                               ("with_order", "order")):
+    for variant, facts_key in (
+        ("with_return", "return"),
+        ("with_ticket", "ticket"),
+        ("with_order", "order"),
+    ):
         facts = context.get(facts_key) or {}
         if variant in topic.variants and all(facts.get(n) for n in VARIANT_NEEDS[variant]):
             return topic.variants[variant], dict(facts)

@@ -6,20 +6,27 @@ The tools (kefu.tools) score what comes back; only this module talks to Rasa for
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
+
+
+@functools.lru_cache(maxsize=2)
+def load_agent(model: str) -> Any:
+    """A trained model's Agent, loaded once per process (a load takes tens of seconds)."""
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # not one debug line per parsed message
+    return Agent.load(model)
 
 
 class ModelParser:
     """A trained model loaded once; parses texts as `rasa run` would (NLU only)."""
 
     def __init__(self, model: Path) -> None:
-        from rasa.core.agent import Agent
-        from rasa.utils.log_utils import configure_structlog
-
-        configure_structlog(logging.WARNING)  # not one debug line per parsed message
-        self.agent = Agent.load(str(model))
+        self.agent = load_agent(str(Path(model).resolve()))
 
     async def parse_all(self, texts: Iterable[str]) -> List[Dict[str, Any]]:
         return [await self.agent.parse_message(text) for text in texts]

@@ -41,8 +41,12 @@ CREATE TABLE IF NOT EXISTS orders (
 )
 """
 # status: pending (待发货), shipped (已发货), in_transit (运输中), delivered (已签收)
-STATUS_TEXT = {"pending": "待发货", "shipped": "已发货", "in_transit": "运输中",
-               "delivered": "已签收"}
+STATUS_TEXT = {
+    "pending": "待发货",
+    "shipped": "已发货",
+    "in_transit": "运输中",
+    "delivered": "已签收",
+}
 
 
 def sample_orders(now: datetime) -> List[Dict[str, Any]]:
@@ -50,24 +54,66 @@ def sample_orders(now: datetime) -> List[Dict[str, Any]]:
         return (now - timedelta(days=days)).isoformat(timespec="seconds")
 
     return [
-        {"order_id": "2023112500123456", "status": "in_transit", "product": "蓝牙耳机",
-         "carrier": "顺丰速运", "tracking_no": "SF1234567890123", "ordered_at": ago(3),
-         "shipped_at": ago(2), "delivered_at": None},
-        {"order_id": "2023112000887766", "status": "pending", "product": "空气炸锅",
-         "carrier": None, "tracking_no": None, "ordered_at": ago(1), "shipped_at": None,
-         "delivered_at": None},
-        {"order_id": "JD20231118001", "status": "delivered", "product": "连衣裙",
-         "carrier": "京东物流", "tracking_no": "JDV0012345678", "ordered_at": ago(6),
-         "shipped_at": ago(5), "delivered_at": ago(3)},
-        {"order_id": "AB1234567890", "status": "delivered", "product": "电饭煲",
-         "carrier": "中通快递", "tracking_no": "ZT7788990011", "ordered_at": ago(20),
-         "shipped_at": ago(19), "delivered_at": ago(15)},
-        {"order_id": "2024010288990011", "status": "shipped", "product": "扫地机器人",
-         "carrier": "圆通速递", "tracking_no": "YT5566778899", "ordered_at": ago(2),
-         "shipped_at": ago(0.5), "delivered_at": None},
-        {"order_id": "JD20231120002", "status": "delivered", "product": "定制刻字保温杯",
-         "carrier": "京东物流", "tracking_no": "JDV0098765432", "ordered_at": ago(5),
-         "shipped_at": ago(4), "delivered_at": ago(2)},
+        {
+            "order_id": "2023112500123456",
+            "status": "in_transit",
+            "product": "蓝牙耳机",
+            "carrier": "顺丰速运",
+            "tracking_no": "SF1234567890123",
+            "ordered_at": ago(3),
+            "shipped_at": ago(2),
+            "delivered_at": None,
+        },
+        {
+            "order_id": "2023112000887766",
+            "status": "pending",
+            "product": "空气炸锅",
+            "carrier": None,
+            "tracking_no": None,
+            "ordered_at": ago(1),
+            "shipped_at": None,
+            "delivered_at": None,
+        },
+        {
+            "order_id": "JD20231118001",
+            "status": "delivered",
+            "product": "连衣裙",
+            "carrier": "京东物流",
+            "tracking_no": "JDV0012345678",
+            "ordered_at": ago(6),
+            "shipped_at": ago(5),
+            "delivered_at": ago(3),
+        },
+        {
+            "order_id": "AB1234567890",
+            "status": "delivered",
+            "product": "电饭煲",
+            "carrier": "中通快递",
+            "tracking_no": "ZT7788990011",
+            "ordered_at": ago(20),
+            "shipped_at": ago(19),
+            "delivered_at": ago(15),
+        },
+        {
+            "order_id": "2024010288990011",
+            "status": "shipped",
+            "product": "扫地机器人",
+            "carrier": "圆通速递",
+            "tracking_no": "YT5566778899",
+            "ordered_at": ago(2),
+            "shipped_at": ago(0.5),
+            "delivered_at": None,
+        },
+        {
+            "order_id": "JD20231120002",
+            "status": "delivered",
+            "product": "定制刻字保温杯",
+            "carrier": "京东物流",
+            "tracking_no": "JDV0098765432",
+            "ordered_at": ago(5),
+            "shipped_at": ago(4),
+            "delivered_at": ago(2),
+        },
     ]
 
 
@@ -76,7 +122,9 @@ async def seed(db: aiosqlite.Connection) -> None:
     rows = sample_orders(datetime.now(timezone.utc))
     await db.executemany(
         "INSERT OR IGNORE INTO orders VALUES (:order_id, :status, :product, :carrier, "
-        ":tracking_no, :ordered_at, :shipped_at, :delivered_at)", rows)
+        ":tracking_no, :ordered_at, :shipped_at, :delivered_at)",
+        rows,
+    )
     await db.commit()
 
 
@@ -140,12 +188,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB)
-    parser.add_argument("--delay", type=float,
-                        default=float(os.environ.get("KEFU_DEMO_ORDERS_DELAY_S", "0")),
-                        help="seconds to wait before answering (fault testing)")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=float(os.environ.get("KEFU_DEMO_ORDERS_DELAY_S", "0")),
+        help="seconds to wait before answering (fault testing)",
+    )
     args = parser.parse_args()
-    web.run_app(init_app(args.db, args.delay), host=args.host, port=args.port,
-                print=lambda *_: print(json.dumps({"demo_orders": f"{args.host}:{args.port}"})))
+    web.run_app(
+        init_app(args.db, args.delay),
+        host=args.host,
+        port=args.port,
+        print=lambda *_: print(json.dumps({"demo_orders": f"{args.host}:{args.port}"})),
+    )
 
 
 if __name__ == "__main__":

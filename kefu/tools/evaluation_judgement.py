@@ -212,8 +212,6 @@ def _ratio(a: int, b: int) -> Optional[float]:
     return round(a / b, 4) if b else None
 
 
-
-
 def evaluate_split(
     split: str, parse_many: Any, policy: Policy, root: Path = JUDGEMENT
 ) -> Dict[str, Any]:

@@ -82,6 +82,7 @@ async def desk(aiohttp_client, stack, tmp_path, policy):
     config = DeskConfig(
         rasa_url=stack.rasa,
         rasa_token=stack.token,
+        action_server_url=stack.actions,
         database_url=f"sqlite:///{tmp_path / 'desk.db'}",
     )
     return await aiohttp_client(init_app(config, always_open(policy), timers=False))
@@ -125,6 +126,7 @@ async def test_escalation_while_a_call_back_is_arranged_raises_the_reason(
     config = DeskConfig(
         rasa_url=stack.rasa,
         rasa_token=stack.token,
+        action_server_url=stack.actions,
         database_url=f"sqlite:///{tmp_path / 'desk.db'}",
     )
     client = await aiohttp_client(init_app(config, closed, timers=False))

@@ -126,7 +126,7 @@ def test_missing_file_is_reported(tmp_path):
 
 
 def test_a_greeting_without_a_source_is_reported(policy_copy):
-    edit(policy_copy, ', text: 早上好, source: 002_d3500aabb1c49be0.txt}', ', text: 早上好}')
+    edit(policy_copy, ", text: 早上好, source: 002_d3500aabb1c49be0.txt}", ", text: 早上好}")
     with pytest.raises(PolicyError, match=r"greetings\[0\]: missing required key 'source'"):
         load_policy(policy_copy)
 

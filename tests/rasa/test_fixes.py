@@ -261,14 +261,12 @@ def test_shared_states_are_rasas_states_and_callers_cannot_spoil_them(ted_and_tr
 
 @pytest.fixture
 def agent(model_path):
-    import logging
+    """The process's one loaded model (kefu.rasa.parsing), with every fix installed; the
+    fixes patch classes, not the loaded model, so the same Agent serves both runs."""
+    from kefu.rasa.parsing import load_agent
 
-    from rasa.core.agent import Agent
-    from rasa.utils.log_utils import configure_structlog
-
-    configure_structlog(logging.WARNING)
     fixes.install("all")
-    yield Agent.load(str(model_path))
+    yield load_agent(str(model_path.resolve()))
     fixes.uninstall()
 
 

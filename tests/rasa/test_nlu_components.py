@@ -76,13 +76,23 @@ def test_normalizer_rewrites_training_data(context):
 
 
 def regex(entity, start, end, text):
-    return {"entity": entity, "start": start, "end": end, "value": text[start:end],
-            "extractor": "RegexEntityExtractor"}
+    return {
+        "entity": entity,
+        "start": start,
+        "end": end,
+        "value": text[start:end],
+        "extractor": "RegexEntityExtractor",
+    }
 
 
 def diet(entity, start, end, text):
-    return {"entity": entity, "start": start, "end": end, "value": text[start:end],
-            "extractor": "DIETClassifier"}
+    return {
+        "entity": entity,
+        "start": start,
+        "end": end,
+        "value": text[start:end],
+        "extractor": "DIETClassifier",
+    }
 
 
 def test_mobile_number_after_phone_cue_is_a_phone():
@@ -115,8 +125,9 @@ def test_reconciler_component_sets_entities(context):
     storage, resource, execution = context
     component = EntityReconciler.create({}, storage, resource, execution)
     text = "电话13912345678"
-    message = Message({TEXT: text, "entities": [regex("order_id", 2, 13, text),
-                                                regex("phone", 2, 13, text)]})
+    message = Message(
+        {TEXT: text, "entities": [regex("order_id", 2, 13, text), regex("phone", 2, 13, text)]}
+    )
     [message] = component.process([message])
     assert [e["entity"] for e in message.get("entities")] == ["phone"]
 
@@ -124,9 +135,13 @@ def test_reconciler_component_sets_entities(context):
 def test_normalizer_rewrites_annotated_entity_values(context):
     storage, resource, execution = context
     normalizer = ScriptNormalizer.create({}, storage, resource, execution)
-    example = Message({TEXT: "我要退貨", "intent": "request_return",
-                       "entities": [{"entity": "return_type", "start": 2, "end": 4,
-                                     "value": "退貨"}]})
+    example = Message(
+        {
+            TEXT: "我要退貨",
+            "intent": "request_return",
+            "entities": [{"entity": "return_type", "start": 2, "end": 4, "value": "退貨"}],
+        }
+    )
     normalizer.process_training_data(TrainingData([example]))
     assert example.get("entities")[0]["value"] == "退货"
 
@@ -134,9 +149,13 @@ def test_normalizer_rewrites_annotated_entity_values(context):
 def test_benchmark_scores_the_classifier_not_the_fallback():
     from kefu.tools.evaluation import classifier_intent
 
-    parse = {"intent": {"name": "nlu_fallback", "confidence": 0.45},
-             "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.45},
-                                {"name": "video.QUERY", "confidence": 0.41}]}
+    parse = {
+        "intent": {"name": "nlu_fallback", "confidence": 0.45},
+        "intent_ranking": [
+            {"name": "nlu_fallback", "confidence": 0.45},
+            {"name": "video.QUERY", "confidence": 0.41},
+        ],
+    }
     assert classifier_intent(parse) == "video.QUERY"
     assert classifier_intent({"intent": {"name": "greet"}}) == "greet"
 

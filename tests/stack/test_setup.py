@@ -19,7 +19,9 @@ def test_setup_without_python_310_says_what_to_install(tmp_path):
     empty.mkdir()
     result = subprocess.run(
         ["/bin/bash", str(project / "scripts" / "setup.sh")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(empty), "PYENV_ROOT": str(empty)},
     )
     assert result.returncode != 0

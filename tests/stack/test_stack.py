@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def say(session: aiohttp.ClientSession, rasa: str, sender: str, text: str) -> list[str]:
     webhook = f"{rasa}/webhooks/rest/webhook"
-    async with session.post(webhook, json={"sender": sender, "message": text},
-                            timeout=aiohttp.ClientTimeout(total=30)) as response:
+    async with session.post(
+        webhook, json={"sender": sender, "message": text}, timeout=aiohttp.ClientTimeout(total=30)
+    ) as response:
         assert response.status == 200
         return [m.get("text", "") for m in await response.json()]
 

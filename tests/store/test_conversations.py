@@ -49,8 +49,9 @@ async def test_queue_order_is_priority_then_waiting_time(store):
     ids = {}
     for name, priority, minutes in (("early", 40, 10), ("late", 40, 1), ("safety", 100, 0)):
         c = await store.create_conversation(cid(), "h")
-        await store.update(
+        await store.transition(
             c.id,
+            ("bot",),
             status="queued",
             reason="x",
             priority=priority,
@@ -96,7 +97,25 @@ async def test_retention_deletes_only_old_closed_conversations(store):
         await store.create_conversation(cid(), "h"),
     )
     await store.add_message(old.id, "visitor", "很久以前")
-    await store.update(old.id, status="closed")
+    assert await store.transition(old.id, ("bot",), status="closed")
     assert await store.purge_closed_before(utcnow() + timedelta(seconds=1)) >= 1
     assert await store.get(old.id) is None and await store.messages(old.id) == []
     assert await store.get(open_.id) is not None
+
+
+async def test_a_status_changes_by_transition_only_and_one_racer_wins(store):
+    c = await store.create_conversation(cid(), "h")
+    with pytest.raises(ValueError):
+        await store.update(c.id, status="queued")  # read-check-write is not allowed
+    assert await store.transition(c.id, ("bot",), status="queued", reason="x", priority=40)
+    agents = ("alice", "bob", "carol", "dave")
+    wins = await asyncio.gather(
+        *(store.transition(c.id, ("queued",), status="agent", agent=a) for a in agents)
+    )
+    assert wins.count(True) == 1
+    winner = agents[wins.index(True)]
+    assert (await store.get(c.id)).agent == winner
+    assert not await store.transition(c.id, ("queued", "callback"), status="agent", agent="eve")
+    assert not await store.transition("nope", ("bot",), status="closed")
+    with pytest.raises(ValueError):
+        await store.transition(c.id, ("limbo",), status="closed")

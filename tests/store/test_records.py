@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import asyncpg
 import pytest
 
 from kefu.store import StoreError, open_store
-from kefu.store.records import PostgresStore, SQLiteStore
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+from kefu.store.sql import PostgresDatabase, SQLiteDatabase
+from tests.conftest import POSTGRES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "kefu.db")
-        yield s
-        await s.close()
-        return
-    schema = f"kefu_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    s = PostgresStore(POSTGRES, server_settings={"search_path": schema})
-    try:
-        yield s
-    finally:
-        await s.close()
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+async def store(request, tmp_path, pg_url):
+    s = open_store(f"sqlite:///{tmp_path / 'kefu.db'}" if request.param == "sqlite" else pg_url)
+    yield s
+    await s.close()
 
 
 async def test_records_get_numbers_and_come_back(store):
@@ -62,13 +47,24 @@ async def test_bad_input_is_refused(store):
 
 
 async def test_unreachable_postgres_is_a_store_error():
-    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test")
-    with pytest.raises(StoreError):
+    store = open_store("postgresql://postgres@127.0.0.1:1/test")
+    with pytest.raises(StoreError) as raised:
         await store.add("ticket", "c1", {})
+    assert isinstance(raised.value.__cause__, OSError)  # the driver's error is kept as cause
+
+
+async def test_appending_to_a_record_is_one_transaction(store):
+    ticket = await store.add("ticket", "c1", {"facts": "耳机没有声音"})
+    added = await asyncio.gather(
+        *(store.append(ticket.number, "facts", f"补充{i}") for i in range(10))
+    )
+    assert all(added) and not await store.append("T000", "facts", "x")
+    [again] = await store.find(kind="ticket")
+    assert again.data["facts"][0] == "耳机没有声音" and len(again.data["facts"]) == 11
 
 
 def test_url_chooses_the_backend(tmp_path):
-    assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SQLiteStore)
-    assert isinstance(open_store(POSTGRES), PostgresStore)
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db").db, SQLiteDatabase)
+    assert isinstance(open_store(POSTGRES).db, PostgresDatabase)
     with pytest.raises(StoreError):
         open_store("mysql://root@localhost/test")

@@ -22,9 +22,26 @@ RISK_FILE = "risk.yml"
 FAQ_FILE = "faq.yml"
 # FAQ topics every shop has (a contract: the team's checks ask about each).
 FAQ_TOPICS = (
-    "invoice", "change_address", "shipping_time", "delivery_time", "shipping_fee", "coupon",
-    "cancel_order", "refund_time", "return_shipping", "payment", "warranty", "size", "stock",
-    "price_protection", "service_hours", "contact", "account", "points", "exchange", "pickup",
+    "invoice",
+    "change_address",
+    "shipping_time",
+    "delivery_time",
+    "shipping_fee",
+    "coupon",
+    "cancel_order",
+    "refund_time",
+    "return_shipping",
+    "payment",
+    "warranty",
+    "size",
+    "stock",
+    "price_protection",
+    "service_hours",
+    "contact",
+    "account",
+    "points",
+    "exchange",
+    "pickup",
 )
 FAQ_VARIANTS = ("with_order", "with_return", "with_ticket")
 FAQ_MIN_EXAMPLES = 10
@@ -565,7 +582,10 @@ def _service(src: Source, root: dict) -> Service:
     retention = _mapping(src, ("retention",), root.get("retention") or {})
     waiting = _mapping(src, ("waiting",), root.get("waiting") or {"source": "kefu"})
     for name, section in (
-        ("idle", idle), ("complaints", complaints), ("returns", returns), ("waiting", waiting)
+        ("idle", idle),
+        ("complaints", complaints),
+        ("returns", returns),
+        ("waiting", waiting),
     ):
         _source(src, section, (name,))
     exceptions = []
@@ -609,8 +629,10 @@ def _faq(src: Source, root: dict) -> Dict[str, FaqTopic]:
         entry = _mapping(src, key, item)
         for name in entry:
             if name not in ("answer", "source", "examples") + FAQ_VARIANTS:
-                raise src.error(key + (name,), "unknown key (answer, examples, source, "
-                                "with_order, with_return, with_ticket)")
+                raise src.error(
+                    key + (name,),
+                    "unknown key (answer, examples, source, with_order, with_return, with_ticket)",
+                )
         examples = _strings(src, entry, key, "examples")
         if len(examples) < FAQ_MIN_EXAMPLES:
             raise src.error(key + ("examples",), f"needs at least {FAQ_MIN_EXAMPLES} examples")
