@@ -31,9 +31,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_offset(bases: Sequence[int], low: int = 20000, high: int = 50000) -> int:
-    """An offset (a multiple of 10) at which every base port is free on loopback."""
-    rng = random.Random(os.getpid())
+def free_offset(bases: Sequence[int], low: int = 10000, high: int = 24000) -> int:
+    """An offset (a multiple of 10) at which every base port is free on loopback. Below
+    Linux's ephemeral range (32768 and up), so no outgoing connection holds one; random
+    per call, so two stacks of one test run do not pick the same."""
+    rng = random.SystemRandom()
     for _ in range(200):
         offset = rng.randrange(low, high, 10)
         if not any(port_open(base + offset) for base in bases):

@@ -92,9 +92,7 @@ async def test_the_call_back_dialogue_takes_a_phone_then_a_time_then_acknowledge
     assert await dialogue.answer(conversation, "还有一件事") == []  # one ack per interval
 
 
-async def test_idle_timers_prompt_in_other_words_then_close_quietly_after_thanks(
-    store, speaker
-):
+async def test_idle_timers_prompt_in_other_words_then_close_quietly_after_thanks(store, speaker):
     policy = dataclasses.replace(
         speaker.policy, service=dataclasses.replace(speaker.policy.service, idle_prompts=2)
     )

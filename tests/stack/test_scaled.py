@@ -23,9 +23,7 @@ from tests.conftest import POSTGRES
 from tests.processes import free_offset, port_open, printed, start
 
 pytestmark = pytest.mark.slow
-OFFSET = free_offset((5005, 5006, 5055, 5056, 8080, 8081, 8082, 8090))
-RASA = [5005 + OFFSET, 5006 + OFFSET]
-DESK_A, DESK_B, FRONT = (f"http://127.0.0.1:{8080 + OFFSET + i}" for i in (1, 2, 0))
+BASE_PORTS = (5005, 5006, 5055, 5056, 8080, 8081, 8082, 8090)
 TOKEN = "scaled-test-token"
 
 
@@ -44,13 +42,14 @@ def _schema(sql: str) -> None:
 
 @pytest.fixture(scope="module")
 def scaled(model_path, tmp_path_factory):
-    ports = RASA + [port + OFFSET for port in (5055, 5056, 8080, 8081, 8082, 8090)]
+    offset = free_offset(BASE_PORTS)  # chosen now, beside whatever else is running
+    ports = [port + offset for port in BASE_PORTS]
     schema = f"kefu_scaled_{uuid.uuid4().hex[:10]}"
     _schema(f"CREATE SCHEMA {schema}")
     log = tmp_path_factory.mktemp("scaled") / "run-scaled.log"
     env = {
         "KEFU_RASA_TOKEN": TOKEN,
-        "KEFU_PORT_OFFSET": str(OFFSET),
+        "KEFU_PORT_OFFSET": str(offset),
         "KEFU_DATABASE_URL": f"{POSTGRES}?search_path={schema}",
         "POSTGRESQL_SCHEMA": schema,  # Rasa's tracker store
         "KEFU_RATE_PER_MINUTE": "100000",
@@ -60,7 +59,15 @@ def scaled(model_path, tmp_path_factory):
     pids = dict(
         re.findall(r"^\s+(\S+)\s+http://\S+.*\(pid (\d+)\)$", log.read_text(errors="replace"), re.M)
     )
-    yield {"pids": {k: int(v) for k, v in pids.items()}, "log": log}
+    desk_a, desk_b = (f"http://127.0.0.1:{8080 + offset + i}" for i in (1, 2))
+    yield {
+        "pids": {k: int(v) for k, v in pids.items()},
+        "log": log,
+        "a": desk_a,
+        "b": desk_b,
+        "front": f"http://127.0.0.1:{8080 + offset}",
+        "rasa_2": f"http://127.0.0.1:{5006 + offset}",
+    }
     returncode = started.stop(signal.SIGINT, 90)
     _schema(f"DROP SCHEMA {schema} CASCADE")
     assert returncode == 0, log.read_text(errors="replace")[-3000:]
@@ -89,6 +96,7 @@ async def next_event(ws, match, timeout=15):
 
 
 async def test_visitor_on_a_agent_on_b_and_a_rasa_replica_killed(scaled):
+    DESK_A, DESK_B, FRONT = scaled["a"], scaled["b"], scaled["front"]  # noqa: N806
     async with aiohttp.ClientSession() as s:
         opened = await post(s, f"{DESK_A}/api/visitor/conversations", {})
         cid, token = opened["conversation_id"], opened["token"]
@@ -140,9 +148,7 @@ async def test_visitor_on_a_agent_on_b_and_a_rasa_replica_killed(scaled):
         )["messages"]
         assert [m["seq"] for m in history] == list(range(1, len(history) + 1))
         assert [m["text"] for m in history if m["sender"] == "visitor"] == sent
-        async with s.get(
-            f"http://127.0.0.1:{RASA[1]}/conversations/{cid}/tracker?token={TOKEN}"
-        ) as r:
+        async with s.get(f"{scaled['rasa_2']}/conversations/{cid}/tracker?token={TOKEN}") as r:
             tracker = await r.json()
         heard = [  # the opening greeting is triggered, not said
             e["text"]
