@@ -50,6 +50,9 @@ class Evidence:
 @dataclass(frozen=True)
 class Reading:
     evidence: Tuple[Evidence, ...] = ()
+    # Reasons whose near-misses (`unless`: 人工刻字, 不需要找主管) the words show and
+    # that no words show: they speak against the classifier's reading of that reason.
+    lifted: Tuple[str, ...] = ()
 
     @property
     def reasons(self) -> Tuple[str, ...]:
@@ -60,7 +63,13 @@ class Reading:
         return tuple(seen)
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"reasons": list(self.reasons), "evidence": [e.as_dict() for e in self.evidence]}
+        out: Dict[str, Any] = {
+            "reasons": list(self.reasons),
+            "evidence": [e.as_dict() for e in self.evidence],
+        }
+        if self.lifted:
+            out["lifted"] = list(self.lifted)
+        return out
 
 
 def fold(text: str) -> str:
@@ -122,10 +131,13 @@ class Reader:
         folded = fold(text)
         spans = sentences(folded)
         found: List[Evidence] = []
+        near_misses = set()
         for index, (start, end) in enumerate(spans):
             sentence = folded[start:end]
             previous = folded[spans[index - 1][0] : spans[index - 1][1]] if index else ""
             for lexicon in self.risk.reasons.values():
+                if any(p.search(sentence) for p in lexicon.unless):
+                    near_misses.add(lexicon.code)
                 for s, e, how in self._matches(lexicon, sentence, previous):
                     found.append(
                         Evidence(
@@ -137,8 +149,11 @@ class Reader:
                             how=how,
                         )
                     )
-        found += list(classifier)
-        return Reading(tuple(_first_per_sentence(found)))
+        worded = {e.reason for e in found}
+        lifted = tuple(sorted(near_misses - worded))
+        # A sentence the classifier read as a reason the words explain away is not evidence.
+        found += [e for e in classifier if e.reason not in lifted]
+        return Reading(tuple(_first_per_sentence(found)), lifted)
 
     def _matches(
         self, lexicon: RiskLexicon, sentence: str, previous: str
@@ -254,10 +269,11 @@ def revised_intent(
     """The intent a message gets after its words were read, or None to keep it.
 
     - The words show a reason: that reason's intent, unless the classifier already
-      chose an escalation intent that ranks as high.
+      chose an escalation intent that ranks as high (and is not doubted, below).
     - The classifier chose an escalation intent that nothing in the words backs,
-      with less than `min_confidence`: the best-ranked other intent instead (人工刻字
-      is a product question, not a request for a person).
+      with less than `min_confidence`, or whose near-misses the words show (`lifted`):
+      it is doubted, and the best-ranked other intent is taken instead (人工刻字 is a
+      product question, not a request for a person).
     """
     intent_of_reason: Dict[str, str] = {}
     for name, code in reason_of_intent.items():
@@ -266,15 +282,19 @@ def revised_intent(
     now = reason_of_intent.get(current)
     worded = [e.reason for e in reading.evidence if e.how != "classifier"]
     worded = [code for code in worded if code in intent_of_reason]
+    backed = any(e.reason == now for e in reading.evidence)  # a sentence said so, confidently
+    doubted = (
+        now is not None
+        and not backed
+        and (now in reading.lifted or float(intent.get("confidence") or 0.0) < min_confidence)
+    )
     if worded:
         best = max(worded, key=lambda code: priority.get(code, 0))
-        if now is not None and priority.get(now, 0) >= priority.get(best, 0):
+        if now is not None and not doubted and priority.get(now, 0) >= priority.get(best, 0):
             return None
         return {"name": intent_of_reason[best], "confidence": 1.0}
-    if now is None or float(intent.get("confidence") or 0.0) >= min_confidence:
+    if not doubted:
         return None
-    if any(e.reason == now for e in reading.evidence):
-        return None  # a sentence of its own said so, confidently
     for other in ranking:
         if other.get("name") not in reason_of_intent and other.get("name") != current:
             return {"name": other["name"], "confidence": float(other.get("confidence") or 0.0)}

@@ -36,6 +36,15 @@ def reasons(reader, text):
         ("维修费你们来出", "compensation"),
         ("叫你们经理出来跟我说", "supervisor"),
         ("zhuan ren gong", "customer_request"),
+        ("個暖風機插頭燒燶咗，成屋燶味", "safety"),  # Cantonese 燶
+        ("书架倒下来压在我女儿腿上了", "safety"),
+        ("我已经约了报社的记者", "legal_media"),
+        ("我要在PTT发文讲这件事", "legal_media"),
+        ("你们这帮人脑子被门夹了吧", "abuse"),
+        ("垃*圾店铺", "abuse"),  # masked inside the word
+        ("搬运费加上误工损失你们出", "compensation"),
+        ("请你们主管回电给我", "supervisor"),
+        ("要rg", "customer_request"),
     ],
 )
 def test_each_reason_is_read_from_the_words(reader, text, reason):
@@ -55,6 +64,14 @@ def test_each_reason_is_read_from_the_words(reader, text, reason):
         "被闺蜜安利中毒了，这个色号还有吗",
         "手机屏幕上有一道划痕，能换吗",
         "老板在吗，这款还有货吗",
+        "我就是个傻子，颜色选错了，能改吗",  # at oneself
+        "卧槽这也太好吃了吧",
+        "这款相机有曝光补偿吗",
+        "烟雾报警器要装电池吗",
+        "笑到我想报警哈哈",
+        "运费是我出还是你们出",
+        "我不是要找经理，就想问下发票",
+        "气得我手都在抖，又发错货了",
     ],
 )
 def test_near_misses_are_not_read_as_risk(reader, text):
@@ -108,3 +125,11 @@ def test_the_intent_follows_the_words_unless_the_classifier_already_escalated(po
         "confidence": 0.25,
     }
     assert revised("转人工", "ask_human", 0.3, ranking) is None
+    # A confident guess the words explain away (a near-miss of its reason) gives way too.
+    ranking = [{"name": "ask_human", "confidence": 0.8}, {"name": "faq", "confidence": 0.2}]
+    assert revised("安装的人工费怎么算", "ask_human", 0.8, ranking) == {
+        "name": "faq",
+        "confidence": 0.2,
+    }
+    # A low-confidence guess does not outrank what the words show.
+    assert revised("tmd你们会不会做事", "threaten", 0.3) == {"name": "insult", "confidence": 1.0}
