@@ -15,16 +15,25 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 
-def vectoriser(char_ngrams: Sequence[int], vocabulary: Optional[Dict[str, int]] = None) -> Any:
-    """Counts of character n-grams of the (simplified, lower-cased) text."""
-    from sklearn.feature_extraction.text import CountVectorizer
+def vectoriser(
+    char_ngrams: Sequence[int],
+    vocabulary: Optional[Dict[str, int]] = None,
+    sublinear_tf: bool = False,
+) -> Any:
+    """Counts of character n-grams of the (simplified, lower-cased) text; with
+    `sublinear_tf`, 1 + log(count) weighted by inverse document frequency and scaled
+    to unit length, so neither a long reply nor a repeated n-gram outweighs the rest."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-    return CountVectorizer(
+    kind = TfidfVectorizer if sublinear_tf else CountVectorizer
+    options = {"sublinear_tf": True} if sublinear_tf else {}
+    return kind(
         analyzer="char",
         ngram_range=(int(char_ngrams[0]), int(char_ngrams[1])),
         lowercase=False,
         vocabulary=vocabulary,
         dtype=np.float32,
+        **options,
     )
 
 
@@ -49,12 +58,18 @@ class CharLinearModel:
         C: float,
         class_weight: Any,
         max_iter: int,
+        sublinear_tf: bool = False,
+        solver: str = "lbfgs",
     ) -> "CharLinearModel":
+        """`sublinear_tf`: see vectoriser() (such a model is not saved: no idf is stored).
+        `solver`: sklearn's; "sag" fits many classes on tf-idf features much faster."""
         from sklearn.linear_model import LogisticRegression
 
-        vec = vectoriser(char_ngrams)
+        vec = vectoriser(char_ngrams, sublinear_tf=sublinear_tf)
         features = vec.fit_transform([t.lower() for t in texts])
-        model = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter)
+        model = LogisticRegression(
+            C=C, class_weight=class_weight, max_iter=max_iter, solver=solver, random_state=0
+        )
         model.fit(features, list(labels))
         return cls(
             classes=[str(c) for c in model.classes_],
@@ -71,6 +86,8 @@ class CharLinearModel:
         return softmax(np.asarray(scores))
 
     def save(self, directory: Path, name: str) -> None:
+        if hasattr(self.vectoriser, "idf_"):
+            raise ValueError("a model on tf-idf features is fitted per process, not saved")
         np.savez(directory / f"{name}.npz", coef=self.coef, intercept=self.intercept)
         meta = {
             "classes": self.classes,

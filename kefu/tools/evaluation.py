@@ -598,6 +598,10 @@ def main(argv: List[str] | None = None) -> int:
     faq = commands.add_parser("faq", help="FAQ topics on held-out shop questions")
     faq.add_argument("--model", type=Path, default=ROOT / "models" / "kefu.tar.gz")
     faq.add_argument("--out", type=Path, default=ROOT / "reports" / "faq")
+    tone = commands.add_parser("tone-cv", help="grouped cross-validation of the tone model")
+    tone.add_argument("--out", type=Path, default=ROOT / "reports" / "tone_cv")
+    tone.add_argument("--repeats", type=int, default=3, help="shuffles of the 5-fold run")
+    tone.add_argument("--fpr", type=float, default=0.02, help="false-positive rate to keep within")
     smp = commands.add_parser("smp2019", help="5-fold CV on SMP-2019")
     smp.add_argument("--out", type=Path, default=ROOT / "reports" / "smp2019")
     args = parser.parse_args(argv)
@@ -609,6 +613,8 @@ def main(argv: List[str] | None = None) -> int:
         return run_judgement_eval(args.model.resolve(), args.out)
     if args.command == "faq":
         return run_faq_eval(args.model.resolve(), args.out)
+    if args.command == "tone-cv":
+        return run_tone_cv(args.out, args.repeats, args.fpr)
     return run_smp_cv(args.out)
 
 
@@ -627,6 +633,14 @@ def run_faq_eval(model: Path, out: Path) -> int:
     _, failed = evaluation_faq.run(model, out)
     print((out / "summary.md").read_text(encoding="utf-8").split("\n| topic")[0])
     return failed
+
+
+def run_tone_cv(out: Path, repeats: int, fpr: float) -> int:
+    from kefu.tools import evaluation_tone
+
+    evaluation_tone.run(out, repeats=repeats, fpr=fpr)
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,11 +39,11 @@ def test_the_listed_rules_meet_the_bars_on_their_labelled_texts(policy):
 
 
 def test_rules_and_tone_model_together_on_the_labelled_texts(policy):
-    # The tone model reads a few short compliant texts as curt (measured 0.048): the
-    # price of catching replies no listed pattern names (README, phrasing figures).
+    # With the threshold chosen by tone-cv the model adds no false alarm here (measured
+    # 0.000; it was 0.048 before, short compliant texts read as curt).
     scores = evaluate_phrasing(checker=Checker.for_policy(policy))
     assert scores.recall >= RECALL_BAR, scores.misses
-    assert scores.false_positive_rate <= 0.05, scores.false_alarms
+    assert scores.false_positive_rate <= FPR_BAR, scores.false_alarms
 
 
 def test_tone_model_catches_what_no_pattern_lists(policy):
@@ -110,8 +110,9 @@ def test_spans_point_into_the_original_traditional_text(checker):
 
 
 def test_violation_carries_reason_rewrite_and_source(checker):
-    [violation] = checker.check("喂")
-    record = violation.as_dict()
+    found = checker.check("喂")
+    assert {v.rule for v in found} == {"wei", "too_short"}  # a lone 喂 is too short as well
+    record = next(v for v in found if v.rule == "wei").as_dict()
     assert record["rule"] == "wei" and record["span"] == [0, 1]
     assert record["reason"] and record["rewrite"] == "您好"
     assert record["source"].endswith(".txt")

@@ -224,3 +224,20 @@ def test_all_eight_reason_codes_are_required(policy_copy):
     path.write_text(text[:start] + text[end:], encoding="utf-8")
     with pytest.raises(PolicyError, match="missing reason 'anger'"):
         load_policy(policy_copy)
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("  C: 30", "  C: 0", "tone_model.C: must be a number"),
+        ("  C: 30", "  c: 30", "tone_model.c: unknown key"),
+        ("char_ngrams: [1, 3]", "char_ngrams: [3, 1]", "tone_model.char_ngrams: must be"),
+        ("sublinear_tf: true", "sublinear_tf: sometimes", "tone_model.sublinear_tf: must be"),
+    ],
+)
+def test_tone_model_settings_are_checked(policy_copy, old, new, message):
+    line = edit_file(policy_copy, "rules.yml", old, new)
+    with pytest.raises(PolicyError) as error:
+        load_policy(policy_copy)
+    assert message in str(error.value)
+    assert error.value.line is not None and abs(error.value.line - line) <= 3

@@ -1,15 +1,16 @@
 """A learned reading of a service reply's tone, for what the listed patterns miss.
 
 The rules in policy/rules.yml name phrases; real replies shirk, hurry, blame or
-refuse in endless other words. This model is a class-balanced logistic regression
-on character 1-3-gram counts (kefu.domain.char_linear), trained on labelled replies
-(`tone_model.training` in policy/rules.yml: violations by family, and compliant
-near-misses; the policy's own phrases and FAQ answers count as compliant too). A
-reply whose chance of breaking the standard reaches the threshold is reported under
-the rule its family maps to, with that rule's reason and rewrite, on the sentence
-that reads worst.
+refuse in endless other words. This model is a class-balanced multinomial logistic
+regression on sublinear tf-idf character n-grams (kefu.domain.char_linear), trained
+on labelled replies (`tone_model.training` in policy/rules.yml: violations by family,
+and compliant near-misses; the policy's own phrases and FAQ answers count as
+compliant too). A reply whose chance of breaking the standard reaches the threshold
+is reported under the rule its family maps to, with that rule's reason and rewrite,
+on the sentence that reads worst. The settings were chosen by grouped cross-validation
+over the training files (`python -m kefu.tools.evaluation tone-cv`).
 
-It is fitted on first use (about a second) and kept for the process: no file to
+It is fitted on first use (a second or two) and kept for the process: no file to
 build or ship, and a change of the training data takes effect on restart.
 """
 
@@ -42,58 +43,57 @@ class ToneFinding:
 
 
 class ToneModel:
-    """Two linear models: does the reply break the standard (ok / not), and if so in
-    which family. The decision is on the whole reply; the span is its sentence that
-    reads worst."""
+    """One multinomial logistic regression over `ok` and the violation families: the
+    chance a reply breaks the standard is 1 - P(ok), its family the likeliest of the
+    rest. The decision is on the whole reply; the span is its sentence that reads worst."""
 
-    def __init__(self, verdict, family, threshold: float) -> None:  # type: ignore[no-untyped-def]
-        self.verdict = verdict
-        self.family = family
+    def __init__(self, model, threshold: float) -> None:  # type: ignore[no-untyped-def]
+        self.model = model
         self.threshold = threshold
-        self.ok_index = verdict.classes.index(OK)
+        self.ok_index = model.classes.index(OK)
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], threshold: float) -> "ToneModel":
+    def fit(
+        cls, texts: Sequence[str], labels: Sequence[str], config: ToneModelConfig
+    ) -> "ToneModel":
         from kefu.domain.char_linear import CharLinearModel
 
-        simplified = [normalise(t) for t in texts]
-        verdict = CharLinearModel.fit(
-            simplified,
-            [OK if label == OK else "violation" for label in labels],
-            (1, 3),
-            C=1.0,
+        model = CharLinearModel.fit(
+            [normalise(t) for t in texts],
+            list(labels),
+            config.char_ngrams,
+            C=config.C,
             class_weight="balanced",
             max_iter=3000,
+            sublinear_tf=config.sublinear_tf,
+            solver="sag",
         )
-        bad = [(t, label) for t, label in zip(simplified, labels, strict=True) if label != OK]
-        family = CharLinearModel.fit(
-            [t for t, _ in bad],
-            [label for _, label in bad],
-            (1, 3),
-            C=1.0,
-            class_weight="balanced",
-            max_iter=3000,
-        )
-        return cls(verdict, family, threshold)
+        return cls(model, config.threshold)
 
     def violation(self, texts: Sequence[str]) -> List[float]:
-        return [1.0 - float(row[self.ok_index]) for row in self.verdict.probabilities(texts)]
+        return [1.0 - float(row[self.ok_index]) for row in self.model.probabilities(texts)]
+
+    def score(self, text: str) -> float:
+        """The chance the whole reply breaks the standard; 0 for a text with too few
+        Chinese characters to judge (an id, a number, a stray symbol)."""
+        simplified = normalise(text)
+        if len(_CJK.findall(simplified)) < MIN_CHARACTERS:
+            return 0.0
+        return self.violation([simplified])[0]
 
     def findings(self, text: str) -> List[ToneFinding]:
         """One finding when the reply as a whole reads as a violation, on its worst sentence."""
-        simplified = normalise(text)
-        if len(_CJK.findall(simplified)) < MIN_CHARACTERS:
-            return []  # no Chinese words to judge (an id, a number, a stray symbol)
-        [whole] = self.violation([simplified])
+        whole = self.score(text)
         if whole < self.threshold:
             return []
+        simplified = normalise(text)
+        [row] = self.model.probabilities([simplified])
         spans = [m.span() for m in _SENTENCE.finditer(simplified) if m.group().strip()]
         spans = spans or [(0, len(simplified))]
         scores = self.violation([simplified[s:e] for s, e in spans])
         start, end = spans[max(range(len(spans)), key=scores.__getitem__)]
-        row = self.family.probabilities([simplified])[0]
-        best = max(range(len(row)), key=lambda i: row[i])
-        return [ToneFinding(self.family.classes[best], start, end, whole)]
+        family = max((i for i in range(len(row)) if i != self.ok_index), key=lambda i: row[i])
+        return [ToneFinding(self.model.classes[family], start, end, whole)]
 
 
 def load_examples(paths: Sequence[Path]) -> Tuple[List[str], List[str]]:
@@ -114,7 +114,7 @@ def model_for(config: ToneModelConfig, compliant: Sequence[str] = ()) -> ToneMod
 
     `compliant`: texts known to pass (the policy's phrases), learned as `ok`.
     """
-    key = (str(config.threshold), str(hash(tuple(compliant)))) + tuple(
+    key = (repr(config), str(hash(tuple(compliant)))) + tuple(
         f"{p}:{p.stat().st_mtime_ns}" for p in config.training
     )
     with _lock:
@@ -122,5 +122,5 @@ def model_for(config: ToneModelConfig, compliant: Sequence[str] = ()) -> ToneMod
             texts, labels = load_examples(config.training)
             texts += list(compliant)
             labels += [OK] * len(compliant)
-            _fitted[key] = ToneModel.fit(texts, labels, config.threshold)
+            _fitted[key] = ToneModel.fit(texts, labels, config)
         return _fitted[key]

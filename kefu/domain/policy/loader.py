@@ -66,6 +66,9 @@ TONE_WEIGHTS = (
     "shouting",
 )
 RULE_KINDS = ("forbidden", "tones", "rewrites", "honorifics")
+TONE_MODEL_KEYS = (
+    "threshold", "char_ngrams", "sublinear_tf", "C", "training", "families", "source"
+)
 # Reasons read from the text itself (risk.yml); anger and bot_failure are decided otherwise.
 RISK_CODES = ("safety", "legal_media", "abuse", "compensation", "supervisor", "customer_request")
 # Phrases the product cannot run without.
@@ -118,11 +121,14 @@ class Rule:
 
 @dataclass(frozen=True)
 class ToneModelConfig:
-    """The learned tone reading (kefu.domain.phrasing.tone_model): its data and threshold."""
+    """The learned tone reading (kefu.domain.phrasing.tone_model): its data and settings."""
 
     threshold: float
     training: Tuple[Path, ...]
     families: Dict[str, str]  # family → the rule id its findings are reported as
+    char_ngrams: Tuple[int, int]
+    C: float  # inverse regularisation strength of the logistic regression
+    sublinear_tf: bool  # tf-idf of 1 + log(count) instead of raw counts
 
 
 @dataclass(frozen=True)
@@ -419,6 +425,9 @@ def _tone_model(src: Source, root: dict, directory: Path) -> ToneModelConfig | N
         return None
     key: PathKey = ("tone_model",)
     entry = _mapping(src, key, root["tone_model"])
+    for name in entry:
+        if name not in TONE_MODEL_KEYS:
+            raise src.error(key + (name,), f"unknown key (one of {', '.join(TONE_MODEL_KEYS)})")
     ids = {r.id for r in _rules(src, root)}
     families = _mapping(src, key + ("families",), _field(src, entry, key, "families"))
     for family, rule_id in families.items():
@@ -432,10 +441,24 @@ def _tone_model(src: Source, root: dict, directory: Path) -> ToneModelConfig | N
         training.append(path)
     if not training:
         raise src.error(key + ("training",), "needs at least one file of labelled replies")
+    ngrams = _field(src, entry, key, "char_ngrams")
+    if not (
+        isinstance(ngrams, list)
+        and len(ngrams) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in ngrams)
+        and 1 <= ngrams[0] <= ngrams[1] <= 6
+    ):
+        raise src.error(key + ("char_ngrams",), "must be [shortest, longest], from 1 to 6")
+    sublinear = _field(src, entry, key, "sublinear_tf")
+    if not isinstance(sublinear, bool):
+        raise src.error(key + ("sublinear_tf",), "must be true or false")
     return ToneModelConfig(
         threshold=_number(src, entry, key, "threshold", 0.05, 0.99),
         training=tuple(training),
         families={str(f): str(r) for f, r in families.items()},
+        char_ngrams=(ngrams[0], ngrams[1]),
+        C=_number(src, entry, key, "C", 0.001, 1000),
+        sublinear_tf=sublinear,
     )
 
 
