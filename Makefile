@@ -46,8 +46,9 @@ validate: $(SETUP_STAMP) ## rasa data validate (failing on warnings) and kefu ph
 	@$(RASA) data validate --fail-on-warnings --quiet
 	@$(BIN)/kefu phrasing lint
 
-lint: $(SETUP_STAMP) ## ruff and mypy
+lint: $(SETUP_STAMP) ## ruff (rules and formatting) and mypy
 	@$(BIN)/ruff check kefu actions tests
+	@$(BIN)/ruff format --check --quiet kefu actions tests
 	@$(BIN)/mypy
 
 test: $(MODEL) ## everything: lint, validate, pytest, dialogue test stories

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from kefu.paths import DATA_DIR, MODELS_DIR, POLICY_DIR, ROOT
+from kefu.paths import MODELS_DIR, POLICY_DIR, ROOT
 
 MODEL = MODELS_DIR / "kefu.tar.gz"
 # As the Makefile's MODEL_INPUTS: what `make train` retrains on.
@@ -301,7 +301,6 @@ def diagnose(offset: Optional[int] = None) -> Dict[str, Any]:
             for f in fixes_report["fixes"]
         ],
         "checks": [asdict(c) for c in checks],
-        "data": str(DATA_DIR.relative_to(ROOT)),
     }
 
 

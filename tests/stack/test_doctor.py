@@ -60,3 +60,14 @@ def test_a_model_older_than_its_inputs_is_reported(tmp_path):
     stale = doctor.check_model(model, tmp_path)
     assert stale.status == "fail" and "data/nlu.yml" in stale.detail
     assert doctor.check_model(tmp_path / "models" / "none.tar.gz", tmp_path).status == "fail"
+
+
+def test_doctor_checks_the_same_model_inputs_as_the_makefile():
+    """`make train` and `kefu doctor` must agree on what makes the model stale."""
+    makefile = (doctor.ROOT / "Makefile").read_text(encoding="utf-8")
+    start = makefile.index("MODEL_INPUTS :=")
+    block = makefile[start : makefile.index("\n\n", start)].replace("\\\n", " ")
+    files = [w for w in block.split(":=", 1)[1].split("$(shell")[0].split()]
+    assert sorted(files) == sorted(doctor.MODEL_INPUT_FILES)
+    found = block.split("find", 1)[1].split("-type")[0].split()
+    assert sorted(found) == sorted(doctor.MODEL_INPUT_DIRS)

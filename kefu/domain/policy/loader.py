@@ -67,7 +67,13 @@ TONE_WEIGHTS = (
 )
 RULE_KINDS = ("forbidden", "tones", "rewrites", "honorifics")
 TONE_MODEL_KEYS = (
-    "threshold", "char_ngrams", "sublinear_tf", "C", "training", "families", "source"
+    "threshold",
+    "char_ngrams",
+    "sublinear_tf",
+    "C",
+    "training",
+    "families",
+    "source",
 )
 # Reasons read from the text itself (risk.yml); anger and bot_failure are decided otherwise.
 RISK_CODES = ("safety", "legal_media", "abuse", "compensation", "supervisor", "customer_request")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from kefu.domain import order_ids
+from kefu.rasa.nlu.annotator import MessageAnnotator
 
 REGEX_EXTRACTOR = "RegexEntityExtractor"
 SELF = "EntityReconciler"
@@ -30,7 +28,7 @@ def _overlaps(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
-class EntityReconciler(GraphComponent):
+class EntityReconciler(MessageAnnotator):
     """One entity per span.
 
     - order_id and phone come from the regex extractor only; DIET guesses of them
@@ -40,23 +38,11 @@ class EntityReconciler(GraphComponent):
       and a form asking for an order id can still take it from the text.
     """
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> EntityReconciler:
-        return cls()
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(TEXT) or ""
-            entities = with_grouped_order_ids(message.get(ENTITIES) or [], text)
-            if entities:
-                message.set(ENTITIES, reconcile(entities, text), add_to_output=True)
-        return messages
+    def annotate(self, message: Message) -> None:
+        text = message.get(TEXT) or ""
+        entities = with_grouped_order_ids(message.get(ENTITIES) or [], text)
+        if entities:
+            message.set(ENTITIES, reconcile(entities, text), add_to_output=True)
 
 
 def with_grouped_order_ids(entities: List[Dict[str, Any]], text: str) -> List[Dict[str, Any]]:

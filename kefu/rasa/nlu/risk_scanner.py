@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from kefu.domain import risk
 from kefu.domain.policy import load_policy
+from kefu.rasa.nlu.annotator import MessageAnnotator
 from kefu.rasa.nlu.linear_intent_classifier import SENTENCE_INTENTS
 from kefu.rasa.nlu.script_normalizer import ORIGINAL_TEXT
 
@@ -20,7 +18,7 @@ RISK = "risk"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class RiskScanner(GraphComponent):
+class RiskScanner(MessageAnnotator):
     """`risk: {"reasons": [...], "evidence": [...]}` from policy/risk.yml.
 
     Every sentence is read whatever the intent classifier said of the whole
@@ -57,13 +55,7 @@ class RiskScanner(GraphComponent):
         self.intent_min_confidence = intent_min_confidence
 
     @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> RiskScanner:
+    def from_config(cls, config: Dict[str, Any]) -> RiskScanner:
         policy = load_policy()
         reasons = {
             intent: code
@@ -79,19 +71,17 @@ class RiskScanner(GraphComponent):
             policy.escalation.intent_min_confidence,
         )
 
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(ORIGINAL_TEXT) or message.get(TEXT) or ""
-            classifier = risk.from_classifier(
-                message.get(SENTENCE_INTENTS) or [],
-                self.reason_of_intent,
-                self.min_confidence,
-                original=text,
-            )
-            reading = self.reader.read(text, classifier)
-            message.set(RISK, reading.as_dict(), add_to_output=True)
-            self._revise_intent(message, reading)
-        return messages
+    def annotate(self, message: Message) -> None:
+        text = message.get(ORIGINAL_TEXT) or message.get(TEXT) or ""
+        classifier = risk.from_classifier(
+            message.get(SENTENCE_INTENTS) or [],
+            self.reason_of_intent,
+            self.min_confidence,
+            original=text,
+        )
+        reading = self.reader.read(text, classifier)
+        message.set(RISK, reading.as_dict(), add_to_output=True)
+        self._revise_intent(message, reading)
 
     def _revise_intent(self, message: Message, reading: risk.Reading) -> None:
         ranking = message.get(INTENT_RANKING_KEY) or []

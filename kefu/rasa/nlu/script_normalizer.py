@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
-
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from kefu.domain.script import detect_script, normalise
+from kefu.rasa.nlu.annotator import MessageAnnotator
 
 SCRIPT = "script"
 ORIGINAL_TEXT = "original_text"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
-class ScriptNormalizer(GraphComponent):
+class ScriptNormalizer(MessageAnnotator):
     """Rewrites the message text in simplified characters.
 
     The original text and the script the visitor writes in are added to the parse
     result (`original_text`, `script`), so replies can mirror the visitor's script.
     """
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ScriptNormalizer:
-        return cls()
 
     def _normalise(self, message: Message, add_to_output: bool) -> None:
         text = message.get(TEXT)
@@ -53,7 +39,5 @@ class ScriptNormalizer(GraphComponent):
                     entity["value"] = normalise(entity["value"])
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            self._normalise(message, add_to_output=True)
-        return messages
+    def annotate(self, message: Message) -> None:
+        self._normalise(message, add_to_output=True)
