@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import aiohttp
 
 from kefu.paths import ROOT
-from kefu.stack.runner import Service, tf_thread_env
+from kefu.stack.runner import START_TIMEOUT_S, Service, tf_thread_env
 from kefu.tools.visitors import conversation, crowd, think_time
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
@@ -90,11 +90,20 @@ class Run:
     left_bot: int = 0  # desk replies whose mode was not "bot" (they skip Rasa)
 
 
+class BenchError(RuntimeError):
+    """A bench run that cannot go on; printed as one line, never as a traceback."""
+
+
+def start_timeout_s() -> float:
+    # The same budget as `kefu run`: a loaded 2-core box loads a model slowly.
+    return float(os.environ.get("KEFU_START_TIMEOUT_S") or START_TIMEOUT_S)
+
+
 async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
-            raise RuntimeError(f"{process.name} exited during start-up")
+            raise BenchError(f"{process.name} exited during start-up")
         try:
             async with session.get(process.health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
                 if r.status == 200:
@@ -103,7 +112,10 @@ async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: 
         except (aiohttp.ClientError, asyncio.TimeoutError):
             pass
         await asyncio.sleep(0.25)
-    raise RuntimeError(f"{process.name} not ready after {timeout:.0f}s")
+    raise BenchError(
+        f"{process.name} not ready after {timeout:.0f}s"
+        " (a busy machine? KEFU_START_TIMEOUT_S raises the limit)"
+    )
 
 
 async def visitor(
@@ -366,7 +378,7 @@ async def measure(endpoints: Dict[str, Path], levels: Sequence[int], out: Path) 
         async with aiohttp.ClientSession() as session:
             for process in processes:
                 process.start(env)
-            await asyncio.gather(*(wait_ready(session, p, 240) for p in processes))
+            await asyncio.gather(*(wait_ready(session, p, start_timeout_s()) for p in processes))
             # Warm-up: a dozen conversations on each path, so TensorFlow has traced its
             # graphs before any phase is timed.
             quiet, scratch = tqdm(disable=True), Run()
@@ -570,6 +582,9 @@ def main(argv: List[str] | None = None) -> int:
         DESK_DB.parent.mkdir(exist_ok=True)
         try:
             measurement = asyncio.run(measure(write_endpoints(Path(tmp)), levels, args.out))
+        except BenchError as error:
+            print(f"bench: {error}", file=sys.stderr)
+            return 1
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{DESK_DB}{suffix}").unlink(missing_ok=True)

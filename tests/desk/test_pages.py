@@ -205,6 +205,9 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
         for e in browser.find_elements(By.CSS_SELECTOR, ".messages li")
     ]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    # Back with the bot the chat is live: no "ended" bar, no rating.
+    assert not browser.find_element(By.ID, "restart").is_displayed()
+    assert not browser.find_element(By.ID, "rating").is_displayed()
     browser.save_screenshot(str(SHOTS / "visitor-chat.png"))
 
 
