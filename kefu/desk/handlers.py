@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from aiohttp import WSMsgType, web
 
+from kefu.desk.channels import widget
 from kefu.desk.inputs import BadInput, clean_text, error, json_body, visible
 from kefu.desk.keys import CHANNELS, CONFIG, DESK, LIMITER, READINESS
 from kefu.desk.proxies import ClientAddress
@@ -72,6 +73,9 @@ async def open_conversation(request: web.Request) -> web.Response:
     if channel not in ("web", "widget"):  # the platforms' users arrive by their callbacks
         raise BadInput(422, "invalid_channel", "channel 只能是 web 或 widget。")
     conversation, token, replies = await request.app[DESK].open(metadata, channel=channel)
+    if channel == "widget" and isinstance(body.get("topic"), str):  # data-topic
+        answer = await widget.answer_topic(request.app[DESK], conversation, body["topic"][:64])
+        replies = replies + ([answer] if answer else [])
     return web.json_response(
         {
             "conversation_id": conversation.id,

@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kefu.desk import handlers as h
-from kefu.desk.channels import wechat
+from kefu.desk.channels import wechat, widget
 
 STATIC = Path(__file__).parent / "static"
 
@@ -27,6 +27,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/healthz", h.healthz)
     r.add_get("/readyz", h.readyz)
     # Channels: the widget a shop's page embeds, and the platforms' callbacks.
+    r.add_get("/widget.js", widget.loader)
+    r.add_get("/widget/config", widget.config)
+    r.add_get("/widget", widget.frame)
     r.add_get("/channels/wechat", wechat.callback_get)
     r.add_post("/channels/wechat", wechat.callback_post)
     conv = "/api/visitor/conversations/{conversation_id}"

@@ -79,6 +79,10 @@ class Desk:
             await self.store.update(conversation.id, summary=conversation.summary)
         try:
             answers = await self.rasa.trigger(conversation.id, "greet", metadata)
+            if conversation.summary.get("script") == "traditional":  # the page's language
+                context = ReplyContext(script="traditional")
+                answers = [{**a, "text": self.speaker.guard.apply(a.get("text"), context)}
+                           for a in answers]
             replies = await self._bot_answers(conversation, answers)
         except RasaUnavailable as e:
             logger.error("Rasa unavailable at the opening: %s", e)
