@@ -19,9 +19,12 @@ __all__ = ["CHANNELS", "Channel", "ChannelHub", "Delivery", "build_channels", "m
 def build_channels(desk: "Desk", store: ChannelStore, session: aiohttp.ClientSession) -> ChannelHub:
     """The configured channels, wired to the desk (its Speaker sends through them)."""
     from kefu.desk.channels.wechat import WeChatChannel
+    from kefu.desk.channels.wecom import WeComChannel
 
     hub = ChannelHub(desk, store)
     if desk.config.wechat is not None:
         hub.add(WeChatChannel(hub, desk.config.wechat, session))
+    if desk.config.wecom is not None:
+        hub.add(WeComChannel(hub, desk.config.wecom, session))
     desk.speaker.outbound = hub
     return hub
