@@ -211,3 +211,95 @@ class WeChatCaller:
         message, receiver = WeChatAes(self.aes_key, self.appid).decrypt(fields["Encrypt"])
         assert receiver == self.appid, "the reply is sealed for another AppID"
         return xml_fields(message)
+
+
+# --- trying the channel by hand (README: WeChat, "Testing locally") ----------------------
+
+
+def _env(name: str, default: str = "") -> str:
+    import os
+
+    return os.environ.get(name, default)
+
+
+def serve_api(port: int) -> None:
+    """The fake API on 127.0.0.1:<port>, printing every message kefu sends through it."""
+    api = FakeWeChatApi(_env("KEFU_WECHAT_APPID"), _env("KEFU_WECHAT_APP_SECRET"))
+    printers: List[Any] = []
+
+    async def show(app: web.Application) -> None:
+        import asyncio
+
+        seen = 0
+
+        async def loop() -> None:
+            nonlocal seen
+            while True:
+                for m in api.sent[seen:]:
+                    print(f"custom/send -> {m['touser']}: {m['text']['content']}", flush=True)
+                seen = len(api.sent)
+                await asyncio.sleep(0.2)
+
+        printers.append(asyncio.create_task(loop()))
+
+    app = api.app()
+    app.on_startup.append(show)
+    print(f"fake WeChat API on http://127.0.0.1:{port} (appid {api.appid})", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
+def say(desk: str, openid: str, text: Optional[str], msg_id: int) -> str:
+    """One callback to the desk as WeChat sends it (safe mode when KEFU_WECHAT_AES_KEY is
+    set); the passive reply's text, or "success"."""
+    import urllib.parse
+    import urllib.request
+
+    caller = WeChatCaller(
+        _env("KEFU_WECHAT_TOKEN"), _env("KEFU_WECHAT_APPID"), aes_key=_env("KEFU_WECHAT_AES_KEY")
+    )
+    safe = bool(caller.aes_key)
+    account = caller.account
+    xml = (
+        text_message(openid, account, text, msg_id)
+        if text is not None
+        else event_message(openid, account, "subscribe")
+    )
+    query, body = caller.callback(xml, safe)
+    url = desk.rstrip("/") + "/channels/wechat?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = response.read().decode()
+    return answer if answer == "success" else caller.read_reply(answer, safe)["Content"]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.wechat",
+        description="The fake WeChat: its API, and messages to the desk's callback URL. "
+        "Reads KEFU_WECHAT_TOKEN, KEFU_WECHAT_APPID, KEFU_WECHAT_APP_SECRET, KEFU_WECHAT_AES_KEY.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    api = sub.add_parser("api", help="serve the fake API (point KEFU_WECHAT_API_BASE at it)")
+    api.add_argument("--port", type=int, default=9100)
+    talk = sub.add_parser("say", help="send a text (or --subscribe) to the desk as WeChat does")
+    talk.add_argument("text", nargs="?")
+    talk.add_argument("--desk", default="http://127.0.0.1:8080")
+    talk.add_argument("--openid", default="oLocalTestUser0001")
+    talk.add_argument("--subscribe", action="store_true")
+    talk.add_argument("--msg-id", type=int, default=int(time.time() * 1000))
+    args = parser.parse_args(argv)
+    if args.command == "api":
+        serve_api(args.port)
+        return 0
+    if not args.subscribe and not args.text:
+        parser.error("say: a text, or --subscribe")
+    started = time.monotonic()
+    reply = say(args.desk, args.openid, None if args.subscribe else args.text, args.msg_id)
+    print(f"{reply}\n({time.monotonic() - started:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -225,7 +225,9 @@ async def callback_post(request: web.Request) -> web.StreamResponse:
         return web.Response(text=SUCCESS, content_type="text/plain")
     hub = channel.hub
     if await hub.seen_before(channel.name, key):
-        logger.info("wechat: retry of %s answered once already", key)
+        logger.info(
+            "wechat: a retry of %s answered once already", message.get("MsgId") or "an event"
+        )
         return web.Response(text=SUCCESS, content_type="text/plain")
     turn = hub.receive(channel.name, message["FromUserName"], text, passive=True)
     replies = await turn.settle(channel.settings.reply_deadline_s, hub.push)
