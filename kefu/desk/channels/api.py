@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from json import dumps
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 import aiohttp
@@ -52,9 +53,17 @@ class ApiClient:
         json: Any = None,
     ) -> Dict[str, Any]:
         """One call without the access token (fetching the token itself)."""
+        # UTF-8 as it is (no \u escapes), as WeChat's own examples send Chinese text.
+        data = None if json is None else dumps(json, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
         try:
             async with self.session.request(
-                method, self.base_url + path, params=params, json=json, timeout=self.timeout
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
             ) as response:
                 if response.status >= 400:
                     raise PlatformError(f"{path}: HTTP {response.status}")
