@@ -32,6 +32,17 @@ ensure_chromium() {
   fi
 }
 
+# The proxy tests run Debian's nginx (its own prefix, free ports) in front of the desks.
+ensure_nginx() {
+  if command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; then return 0; fi
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's nginx-light for the proxy tests"
+    apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq nginx-light >/dev/null
+  else
+    echo "setup: the proxy tests need Debian's nginx: apt-get install nginx-light" >&2
+  fi
+}
+
 stamp_of() { cat pyproject.toml requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16; }
 stamp=".venv/.kefu-setup-$(stamp_of)"
 if [[ -f "$stamp" && -x .venv/bin/python ]]; then
@@ -49,6 +60,7 @@ if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sy
 fi
 
 ensure_chromium
+ensure_nginx
 echo "setup: installing pinned dependencies (first run takes a few minutes)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip<25" "setuptools<70.4" wheel
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \

@@ -12,18 +12,21 @@ from typing import AsyncIterator, Awaitable, Callable, Optional
 import aiohttp
 from aiohttp import web
 
+from kefu.desk.channels import build_channels
 from kefu.desk.config import DEFAULT_AGENT, ConfigError, DeskConfig
 from kefu.desk.handlers import not_allowed
 from kefu.desk.hub import Hub
 from kefu.desk.inputs import BadInput, RateLimiter, error
-from kefu.desk.keys import CONFIG, DESK, LIMITER
+from kefu.desk.keys import CHANNELS, CONFIG, DESK, LIMITER, READINESS
 from kefu.desk.rasa_client import ActionServerProbe, RasaClient
+from kefu.desk.readiness import Readiness
 from kefu.desk.routes import setup_routes
 from kefu.desk.service import Desk, NotAllowed
 from kefu.domain.policy import PolicyError, load_policy
 from kefu.domain.policy.loader import Policy
 from kefu.stack.logs import install_masking
 from kefu.store import RecordStore, StoreError, open_database
+from kefu.store.channels import ChannelStore
 from kefu.store.conversations import ConversationStore
 
 logger = logging.getLogger("kefu.desk")
@@ -64,9 +67,10 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         logger.exception("unhandled error on %s %s", request.method, request.path)
         response = error(500, "internal", "服务暂时出现问题，请您稍后再试。")
     if not response.prepared:
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        if "Content-Security-Policy" not in response.headers:  # else the page framed by
+            response.headers["Content-Security-Policy"] = CSP  # allowed shops sets its own
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Cache-Control", "no-store")
     return response
@@ -91,6 +95,11 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
             ActionServerProbe(session, config.action_server_url),
         )
         await desk.accounts.ensure()
+        channels = build_channels(desk, ChannelStore(db), session)
+        app[CHANNELS] = channels
+        app[READINESS] = Readiness(session, config, db)
+        if redis_url:
+            app[LIMITER].use_redis(redis_url)
         # jieba and the tone model load in a thread, not on the loop (about 2 s).
         await asyncio.get_running_loop().run_in_executor(None, desk.checker.warm)
         if any(name == DEFAULT_AGENT[0] for name, _ in config.agents):
@@ -98,7 +107,10 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
                 "demo agent account demo / demo is enabled (set KEFU_AGENTS to replace it)"
             )
         app[DESK] = desk
+        await channels.start()
         yield
+        await channels.close()
+        await app[LIMITER].close()
         await hub.close()
         await session.close()
         await store.close()
@@ -114,6 +126,7 @@ async def ticker_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await app[DESK].timers.tick()
+                await app[CHANNELS].tick()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a store hiccup: try again next tick

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from kefu.desk.channels.settings import ChannelConfigError, WeChatSettings, WeComSettings
+from kefu.desk.proxies import parse_networks
+
 DEFAULT_AGENT = ("demo", "demo")
 
 
@@ -30,6 +33,10 @@ class DeskConfig:
     rate_per_minute: int = 30
     agent_token_ttl_s: int = 8 * 3600
     tick_s: float = 5.0  # how often idle timers and retention are checked
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs); nobody else's.
+    trusted_proxies: Tuple[str, ...] = ()
+    wechat: Optional[WeChatSettings] = None  # KEFU_WECHAT_*: the Official Account channel
+    wecom: Optional[WeComSettings] = None  # KEFU_WECOM_*: WeCom customer service
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "DeskConfig":
@@ -66,12 +73,27 @@ class DeskConfig:
             rate_per_minute=int(num("KEFU_RATE_PER_MINUTE", cls.rate_per_minute)),
             agent_token_ttl_s=int(num("KEFU_AGENT_TOKEN_TTL_S", cls.agent_token_ttl_s)),
             tick_s=num("KEFU_DESK_TICK_S", cls.tick_s),
+            trusted_proxies=tuple(
+                p.strip() for p in env.get("KEFU_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+            **cls._channels(env),
         )
         config.check()
         return config
 
+    @staticmethod
+    def _channels(env: Mapping[str, str]) -> dict:
+        try:
+            return {"wechat": WeChatSettings.from_env(env), "wecom": WeComSettings.from_env(env)}
+        except ChannelConfigError as e:
+            raise ConfigError(str(e)) from None
+
     def check(self) -> None:
         """Production refuses the embedded defaults that are unsafe on the internet."""
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as e:
+            raise ConfigError(f"KEFU_TRUSTED_PROXIES: {e}") from None
         if not self.production:
             return
         if any(password == DEFAULT_AGENT[1] or len(password) < 8 for _, password in self.agents):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from aiohttp import WSMsgType, web
 
+from kefu.desk.channels import widget
 from kefu.desk.inputs import BadInput, clean_text, error, json_body, visible
-from kefu.desk.keys import CONFIG, DESK, LIMITER
+from kefu.desk.keys import CHANNELS, CONFIG, DESK, LIMITER, READINESS
+from kefu.desk.proxies import ClientAddress
 from kefu.desk.service import NotAllowed
 from kefu.store.conversations import Conversation
 
@@ -22,8 +25,15 @@ def bearer(request: web.Request) -> str:
     return request.query.get("token", "")
 
 
+@functools.lru_cache(maxsize=8)
+def _addresses(trusted: Tuple[str, ...]) -> ClientAddress:
+    return ClientAddress(trusted)
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The visitor's address: X-Forwarded-For only from a trusted proxy (kefu.desk.proxies)."""
+    addresses = _addresses(request.app[CONFIG].trusted_proxies)
+    return addresses.of(request.remote, request.headers.get("X-Forwarded-For"))
 
 
 def reply_list(messages: Any) -> list:
@@ -39,10 +49,10 @@ def origin_ok(request: web.Request) -> bool:
     return origin in allowed or origin.split("://", 1)[-1] == request.host
 
 
-def limited(request: web.Request, *keys: str) -> Optional[web.Response]:
+async def limited(request: web.Request, *keys: str) -> Optional[web.Response]:
     limiter = request.app[LIMITER]
     for key in keys:
-        if not limiter.allow(key):
+        if not await limiter.check(key):
             return error(429, "rate_limited", "发送太频繁了，请您稍后再试。", retry_after=60)
     return None
 
@@ -51,13 +61,21 @@ def limited(request: web.Request, *keys: str) -> Optional[web.Response]:
 
 
 async def open_conversation(request: web.Request) -> web.Response:
-    if (refused := limited(request, "open:" + client_ip(request))) is not None:
+    if (refused := await limited(request, "open:" + client_ip(request))) is not None:
         return refused
     body = await json_body(request)
     metadata: Dict[str, Any] = {}
     if isinstance(body.get("timezone"), str):
         metadata["timezone"] = visible(body["timezone"])[:64]
-    conversation, token, replies = await request.app[DESK].open(metadata)
+    if body.get("script") in ("simplified", "traditional"):  # the widget's page language
+        metadata["script"] = body["script"]
+    channel = body.get("channel", "web")
+    if channel not in ("web", "widget"):  # the platforms' users arrive by their callbacks
+        raise BadInput(422, "invalid_channel", "channel 只能是 web 或 widget。")
+    conversation, token, replies = await request.app[DESK].open(metadata, channel=channel)
+    if channel == "widget" and isinstance(body.get("topic"), str):  # data-topic
+        answer = await widget.answer_topic(request.app[DESK], conversation, body["topic"][:64])
+        replies = replies + ([answer] if answer else [])
     return web.json_response(
         {
             "conversation_id": conversation.id,
@@ -82,7 +100,7 @@ async def visitor_message(request: web.Request) -> web.Response:
     conversation = await _visitor(request)
     body = await json_body(request)
     text = clean_text(body.get("text"), request.app[CONFIG].max_text)
-    refused = limited(request, "ip:" + client_ip(request), "conv:" + conversation.id)
+    refused = await limited(request, "ip:" + client_ip(request), "conv:" + conversation.id)
     if refused is not None:
         return refused
     metadata: Dict[str, Any] = {}
@@ -163,7 +181,7 @@ def _int(raw: str) -> int:
 
 
 async def agent_login(request: web.Request) -> web.Response:
-    if (refused := limited(request, "login:" + client_ip(request))) is not None:
+    if (refused := await limited(request, "login:" + client_ip(request))) is not None:
         return refused
     body = await json_body(request)
     username, password = body.get("username"), body.get("password")
@@ -202,8 +220,13 @@ async def agent_conversation(request: web.Request) -> web.Response:
     await _agent(request)
     conversation = await _conversation(request)
     messages = await request.app[DESK].store.messages(conversation.id)
+    failed = await request.app[CHANNELS].store.failures(conversation.id)
     return web.json_response(
-        {**conversation.as_listing(), "transcript": [m.as_dict() for m in messages]}
+        {
+            **conversation.as_listing(),
+            "transcript": [m.as_dict() for m in messages],
+            "delivery_failures": failed,  # what the visitor's platform refused
+        }
     )
 
 
@@ -222,7 +245,10 @@ async def agent_message(request: web.Request) -> web.Response:
     if not verdict["ok"]:
         return error(422, "phrasing", "这句话不符合服务用语规范，请修改后再发送。", **verdict)
     message = await request.app[DESK].agent_reply(conversation, agent, text)
-    return web.json_response(message.as_dict())
+    # Sent through the visitor's platform already (WeChat, WeCom): did it arrive there?
+    failure = await request.app[CHANNELS].delivery_of(conversation.id, message.seq)
+    delivery = failure or {"ok": True}
+    return web.json_response({**message.as_dict(), "delivery": delivery})
 
 
 async def agent_release(request: web.Request) -> web.Response:
@@ -271,7 +297,24 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Whether a message would be answered: /readyz."""
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, components = await request.app[READINESS].check()
+    if ready:
+        return web.json_response({"status": "ready", "components": components})
+    waiting = [name for name, state in components.items() if state != "ready"]
+    return web.json_response(
+        {
+            "status": "not_ready",
+            "not_ready": waiting,
+            "components": components,
+            "message": "服务正在启动或暂时不可用，请稍后再试。",
+        },
+        status=503,
+    )
 
 
 def not_allowed(e: NotAllowed) -> web.Response:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
+import uuid
 from collections import defaultdict, deque
 from typing import Any, Deque, Dict
 
 from aiohttp import web
+
+logger = logging.getLogger(__name__)
 
 # Control characters (but newline and tab), zero-width and direction overrides, lone surrogates.
 _INVISIBLE = re.compile(
@@ -63,17 +67,33 @@ def clean_text(value: Any, limit: int) -> str:
     return text
 
 
+# A sliding one-minute window in one Redis sorted set per key, checked and counted in
+# one step (a script), so every desk replica counts against the same window.
+_WINDOW_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000))
+return 1
+"""
+
+
 class RateLimiter:
-    """A sliding one-minute window per key (an IP, a conversation)."""
+    """A sliding one-minute window per key (an IP, a conversation): in this process, or
+    shared by every desk replica through Redis (`use_redis`, with KEFU_REDIS_URL)."""
+
+    WINDOW_S = 60
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self.hits: Dict[str, Deque[float]] = defaultdict(deque)
+        self.redis: Any = None
+        self._script: Any = None
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
         window = self.hits[key]
-        while window and now - window[0] > 60:
+        while window and now - window[0] > self.WINDOW_S:
             window.popleft()
         if len(window) >= self.per_minute:
             return False
@@ -81,3 +101,33 @@ class RateLimiter:
         if len(self.hits) > 100_000:  # bounded memory under a flood of keys
             self.hits = defaultdict(deque, {k: v for k, v in self.hits.items() if v})
         return True
+
+    def use_redis(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self.redis.register_script(_WINDOW_SCRIPT)
+
+    async def check(self, key: str) -> bool:
+        """allow(), on the shared window when Redis is configured (this process's own
+        window if Redis does not answer: a Redis outage never stops the chat)."""
+        if self._script is None:
+            return self.allow(key)
+        try:
+            allowed = await self._script(
+                keys=["kefu:rate:" + key],
+                args=[time.time(), self.WINDOW_S, self.per_minute, uuid.uuid4().hex],
+            )
+            return bool(int(allowed))
+        except Exception as e:  # redis.exceptions.RedisError, OSError, timeouts
+            logger.warning("rate limit on Redis failed, counting locally: %s", e)
+            return self.allow(key)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            closing = getattr(self.redis, "aclose", None) or self.redis.close
+            try:
+                await closing()
+            except Exception:  # closing at shutdown: nothing left to protect
+                pass
+            self.redis = self._script = None

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kefu.desk import handlers as h
+from kefu.desk.channels import wechat, wecom, widget
 
 STATIC = Path(__file__).parent / "static"
 
@@ -24,6 +25,15 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/agent", page("agent.html"))
     r.add_static("/static/", STATIC)
     r.add_get("/healthz", h.healthz)
+    r.add_get("/readyz", h.readyz)
+    # Channels: the widget a shop's page embeds, and the platforms' callbacks.
+    r.add_get("/widget.js", widget.loader)
+    r.add_get("/widget/config", widget.config)
+    r.add_get("/widget", widget.frame)
+    r.add_get("/channels/wechat", wechat.callback_get)
+    r.add_post("/channels/wechat", wechat.callback_post)
+    r.add_get("/channels/wecom", wecom.callback_get)
+    r.add_post("/channels/wecom", wecom.callback_post)
     conv = "/api/visitor/conversations/{conversation_id}"
     r.add_post("/api/visitor/conversations", h.open_conversation)
     r.add_post(conv + "/messages", h.visitor_message)

@@ -61,20 +61,35 @@ class Desk:
         self.checker = Checker.for_policy(policy)
 
     # --- visitors ------------------------------------------------------------
-    async def open(self, metadata: Dict[str, Any]) -> Tuple[Conversation, str, List[Message]]:
+    async def open(
+        self, metadata: Dict[str, Any], channel: str = "web"
+    ) -> Tuple[Conversation, str, List[Message]]:
         token = new_token()
-        conversation = await self.store.create_conversation(uuid.uuid4().hex, token_hash(token))
-        if metadata.get("timezone"):
-            conversation.summary["timezone"] = str(metadata["timezone"])[:64]
+        conversation = await self.store.create_conversation(
+            uuid.uuid4().hex, token_hash(token), channel=channel
+        )
+        replies = await self.greet(conversation, metadata)
+        return conversation, token, replies
+
+    async def greet(self, conversation: Conversation, metadata: Dict[str, Any]) -> List[Message]:
+        """The opening: the bot's greeting (or the hand-over when Rasa is down)."""
+        remembered = {k: str(metadata[k])[:64] for k in ("timezone", "script") if metadata.get(k)}
+        if remembered:
+            conversation.summary.update(remembered)
             await self.store.update(conversation.id, summary=conversation.summary)
         try:
             answers = await self.rasa.trigger(conversation.id, "greet", metadata)
+            if conversation.summary.get("script") == "traditional":  # the page's language
+                context = ReplyContext(script="traditional")
+                answers = [
+                    {**a, "text": self.speaker.guard.apply(a.get("text"), context)} for a in answers
+                ]
             replies = await self._bot_answers(conversation, answers)
         except RasaUnavailable as e:
             logger.error("Rasa unavailable at the opening: %s", e)
             replies = await self._rasa_down(conversation)
         await self.timers.arm(conversation)
-        return conversation, token, replies
+        return replies
 
     async def authenticate_visitor(
         self, conversation_id: str, token: str

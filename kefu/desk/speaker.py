@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 from kefu.desk.hub import Hub
 from kefu.desk.rasa_client import RasaClient, RasaUnavailable
@@ -19,6 +19,14 @@ from kefu.domain.policy.loader import Policy
 from kefu.store.conversations import Conversation, ConversationStore, Message, utcnow
 
 logger = logging.getLogger(__name__)
+
+
+class Outbound(Protocol):
+    """Where the desk's messages and mode changes go besides the pages."""
+
+    async def deliver(self, conversation: Conversation, message: Message) -> None: ...
+
+    async def mode_changed(self, conversation: Conversation) -> None: ...
 
 
 class NotAllowed(Exception):
@@ -31,6 +39,9 @@ class Speaker:
     ) -> None:
         self.policy, self.store, self.hub, self.rasa = policy, store, hub, rasa
         self.guard = Guard(policy)
+        # The channels (kefu.desk.channels): what the desk says also goes out through the
+        # visitor's platform (WeChat, WeCom); None for a desk with no channels.
+        self.outbound: Optional[Outbound] = None
 
     def render(self, conversation: Conversation, scene: str, **values: Any) -> str:
         phrase = self.policy.phrase(scene)
@@ -52,6 +63,8 @@ class Speaker:
         """Store a message, then send it live to the pages that watch the conversation."""
         message = await self.store.add_message(conversation.id, sender, text)
         await self.hub.publish(conversation.id, {"type": "message", **message.as_dict()})
+        if self.outbound is not None and sender != "visitor":
+            await self.outbound.deliver(conversation, message)
         return message
 
     async def say(
@@ -72,6 +85,8 @@ class Speaker:
             await self.store.update(conversation.id, **values)
         for key, value in values.items():
             setattr(conversation, key, value)
+        if self.outbound is not None and "status" in values:
+            await self.outbound.mode_changed(conversation)
         await self.hub.publish(
             conversation.id,
             {

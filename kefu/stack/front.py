@@ -48,12 +48,20 @@ def order_for(request: web.Request) -> List[str]:
     return backends[first:] + backends[:first]
 
 
+def forwarded_for(request: web.Request) -> str:
+    """X-Forwarded-For with this hop's client appended, as proxies do (nginx's
+    $proxy_add_x_forwarded_for); the desks believe it only from a trusted proxy."""
+    prior = request.headers.get("X-Forwarded-For", "").strip()
+    remote = request.remote or ""
+    return f"{prior}, {remote}" if prior else remote
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await relay_websocket(request)
     body = await request.read()
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    headers["X-Forwarded-For"] = request.remote or ""
+    headers["X-Forwarded-For"] = forwarded_for(request)
     for backend in order_for(request):
         try:
             async with request.app[SESSION].request(
@@ -82,6 +90,7 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
         for k, v in request.headers.items()
         if k.lower() in ("origin", "authorization", "cookie")
     }
+    headers["X-Forwarded-For"] = forwarded_for(request)
     upstream: Optional[aiohttp.ClientWebSocketResponse] = None
     for backend in order_for(request):
         try:

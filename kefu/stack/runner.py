@@ -150,7 +150,9 @@ def desk_service(
     return Service(
         name=name,
         argv=[sys.executable, "-m", "kefu.desk", "--host", HOST, "--port", str(port)],
-        health_url=f"http://{HOST}:{port}/healthz",
+        # Ready, not merely alive: Rasa's model loaded, an action server and the store up,
+        # so the URLs are printed only when a visitor's message would be answered.
+        health_url=f"http://{HOST}:{port}/readyz",
         public_url=public_url or f"http://{HOST}:{port}",
         env=dict(env or {}),
     )
@@ -243,6 +245,8 @@ def scaled_services(rasa_token: str, replicas: int = 2, offset: int = 0) -> List
         **env,
         "KEFU_RASA_URL": ",".join(f"http://{HOST}:{p}" for p in rasa),
         "KEFU_ACTION_SERVER_URL": ",".join(f"http://{HOST}:{p}" for p in actions),
+        # The front is a proxy on loopback: the desks believe its X-Forwarded-For.
+        "KEFU_TRUSTED_PROXIES": os.environ.get("KEFU_TRUSTED_PROXIES") or HOST,
     }
     services += [desk_service(port, f"desk-{i + 1}", desk_env) for i, port in enumerate(desk_ports)]
     services.append(

@@ -37,6 +37,8 @@ class Conversation:
     idle_deadline: Optional[datetime] = None
     idle_prompts: int = 0
     updated_at: Optional[datetime] = None
+    channel: str = "web"  # web, widget, wechat, wecom: where the visitor writes from
+    channel_user: Optional[str] = None  # the platform's user id, masked (never the raw id)
 
     def as_listing(self) -> Dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class Conversation:
             "waiting_since": self.waiting_since.isoformat() if self.waiting_since else None,
             "agent": self.agent,
             "summary": self.summary,
+            "channel": self.channel,
+            "channel_user": self.channel_user,
         }
 
 
@@ -77,7 +81,7 @@ class Agent:
 
 _CONV_COLUMNS = (
     "id, token_hash, status, created_at, reason, priority, waiting_since, agent, summary, "
-    "last_seq, idle_deadline, idle_prompts, updated_at"
+    "last_seq, idle_deadline, idle_prompts, updated_at, channel, channel_user"
 )
 
 
@@ -99,6 +103,11 @@ SCHEMA = (
     "username TEXT NOT NULL, expires_at {ts} NOT NULL)",
 )
 MSG_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (msg_id)"
+# Added after the first stores were made: each gets its column on first use (see _ready).
+CHANNEL_COLUMNS = {
+    "channel": "TEXT NOT NULL DEFAULT 'web'",
+    "channel_user": "TEXT",
+}
 FIELDS = frozenset(
     {
         "status",
@@ -127,8 +136,20 @@ class ConversationStore:
             if "msg_id" not in await self.db.columns("messages"):
                 await self.db.execute("ALTER TABLE messages ADD COLUMN msg_id TEXT")
             await self.db.execute(MSG_ID_INDEX)
+            existing = await self.db.columns("conversations")
+            for name, kind in CHANNEL_COLUMNS.items():
+                if name not in existing:
+                    await self._add_column(name, kind)
             self._migrated = True
         return self.db
+
+    async def _add_column(self, name: str, kind: str) -> None:
+        """ALTER TABLE ... ADD COLUMN; a replica that added it first is not an error."""
+        try:
+            await self.db.execute(f"ALTER TABLE conversations ADD COLUMN {name} {kind}")
+        except StoreError:
+            if name not in await self.db.columns("conversations"):
+                raise
 
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         return await (await self._ready()).execute(sql, args)
@@ -140,14 +161,29 @@ class ConversationStore:
         await self.db.close()
 
     # --- conversations -----------------------------------------------------
-    async def create_conversation(self, conversation_id: str, token_hash: str) -> Conversation:
+    async def create_conversation(
+        self,
+        conversation_id: str,
+        token_hash: str,
+        channel: str = "web",
+        channel_user: Optional[str] = None,
+    ) -> Conversation:
         now = utcnow()
         await self._execute(
             "INSERT INTO conversations (id, token_hash, status, created_at, priority, summary, "
-            "last_seq, idle_prompts, updated_at) VALUES (?, ?, 'bot', ?, 0, '{}', 0, 0, ?)",
-            (conversation_id, token_hash, self._time(now), self._time(now)),
+            "last_seq, idle_prompts, updated_at, channel, channel_user) "
+            "VALUES (?, ?, 'bot', ?, 0, '{}', 0, 0, ?, ?, ?)",
+            (conversation_id, token_hash, self._time(now), self._time(now), channel, channel_user),
         )
-        return Conversation(conversation_id, token_hash, "bot", now, updated_at=now)
+        return Conversation(
+            conversation_id,
+            token_hash,
+            "bot",
+            now,
+            updated_at=now,
+            channel=channel,
+            channel_user=channel_user,
+        )
 
     async def get(self, conversation_id: str) -> Optional[Conversation]:
         rows = await self._fetch(
@@ -375,6 +411,8 @@ class ConversationStore:
             idle_deadline=self._dt(r["idle_deadline"]),
             idle_prompts=int(r["idle_prompts"] or 0),
             updated_at=self._dt(r["updated_at"]),
+            channel=r.get("channel") or "web",
+            channel_user=r.get("channel_user"),
         )
 
 

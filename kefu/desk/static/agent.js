@@ -12,6 +12,7 @@
     return_type: "类型", return_reason: "原因", complaint_what: "事情", complaint_when: "时间",
     complaint_want: "诉求",
   };
+  const CHANNELS = { web: "网页", widget: "网站插件", wechat: "微信公众号", wecom: "微信客服" };
   const STATUS = { queued: "排队中", agent: "接待中", callback: "待回电", closed: "已结束", bot: "机器人" };
   let auth = JSON.parse(sessionStorage.getItem(KEY) || "null");
   let current = null;
@@ -123,6 +124,9 @@
     const dl = $("summary"); dl.replaceChildren();
     const s = c.summary || {};
     summaryRow(dl, "原因", REASONS[c.reason] || c.reason);
+    summaryRow(dl, "渠道", (CHANNELS[c.channel] || c.channel) + (c.channel_user ? "（" + c.channel_user + "）" : ""));
+    // What the visitor's platform refused (WeChat's 48-hour window, say): the agent must know.
+    summaryRow(dl, "未送达", (c.delivery_failures || []).map((f) => "#" + f.seq + " " + f.message));
     summaryRow(dl, "意图", s.intents);
     summaryRow(dl, "已收集", s.slots);
     summaryRow(dl, "情绪趋势", s.tone_trend);
@@ -192,7 +196,7 @@
       addLine(m);
       $("reply").value = "";
       $("check").hidden = true;
-      showError($("detail-error"), "");
+      showError($("detail-error"), m.delivery && m.delivery.ok === false ? m.delivery.message : "");
     } catch (e) {
       if (e.data && e.data.error === "phrasing") renderCheck(e.data);
       else showError($("detail-error"), e.message);
@@ -219,6 +223,7 @@
     ws.onmessage = (ev) => {
       const data = JSON.parse(ev.data);
       if (data.type === "message" && data.conversation_id === current) addLine(data);
+      if (data.type === "delivery" && data.conversation_id === current) showError($("detail-error"), data.message);
       if (data.type === "mode" && data.conversation_id === current) open(current).catch(() => {});
       scheduleRefresh();
     };

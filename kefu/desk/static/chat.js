@@ -12,14 +12,36 @@
   const input = document.getElementById("text");
   const conn = document.getElementById("conn");
   const seen = new Set();
-  let state = JSON.parse(sessionStorage.getItem(KEY) || "null");
+  // In a shop's page (the widget's iframe) the conversation lasts across that shop's page
+  // loads (localStorage; Chromium keeps a framed site's storage per shop); on the desk's
+  // own page it lasts as long as the tab.
+  const widget = document.body.dataset.channel === "widget";
+  const params = new URLSearchParams(location.search);
+  const storage = (function () {
+    try { const s = widget ? localStorage : sessionStorage; s.getItem(KEY); return s; }
+    catch (e) { const m = new Map(); return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => m.set(k, v), removeItem: (k) => m.delete(k) }; }
+  })();
+  const traditional = /^zh-(tw|hk|mo|hant)/i.test(document.documentElement.lang);
+  if (widget && /^#[0-9a-fA-F]{3,8}$/.test(params.get("color") || "")) {
+    document.documentElement.style.setProperty("--kefu-color", params.get("color"));
+  }
+  let state = JSON.parse(storage.getItem(KEY) || "null");
   let lastSeq = 0;
   let ws = null;
   let retry = 0;
-  const MODES = { bot: "智能客服", queued: "排队等待人工客服", agent: "人工客服接待中", callback: "登记回电", closed: "会话已结束" };
+  const MODES = traditional
+    ? { bot: "智能客服", queued: "排隊等待人工客服", agent: "人工客服接待中", callback: "登記回電", closed: "會話已結束" }
+    : { bot: "智能客服", queued: "排队等待人工客服", agent: "人工客服接待中", callback: "登记回电", closed: "会话已结束" };
+  if (traditional) {  // the page's language hint: the chat's own words in traditional script
+    for (const [id, text] of [["title", "線上客服"], ["send", "發送"], ["new-chat", "開始新的諮詢"], ["ended", "本次會話已結束。"], ["typing-text", "對方正在輸入…"]]) {
+      const el = document.getElementById(id);
+      if (el) el.textContent = text;
+    }
+    input.placeholder = "請輸入您的問題，按 Enter 發送";
+  }
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  function save() { sessionStorage.setItem(KEY, JSON.stringify(state)); }
+  function save() { storage.setItem(KEY, JSON.stringify(state)); }
 
   function showNotice(text) { notice.textContent = text; notice.hidden = !text; }
 
@@ -35,6 +57,7 @@
     who.textContent = m.sender === "visitor" ? "我" : m.sender === "agent" ? "人工客服" : "智能客服";
     const bubble = document.createElement("div");
     bubble.className = "bubble";
+    bubble.dataset.kefuMessage = m.sender || "bot";
     bubble.textContent = m.text;
     li.append(who, bubble);
     // Keep sequence order even when the live feed and a reply race each other.
@@ -73,7 +96,10 @@
 
   async function start() {
     if (!state) {
-      const data = await api("/api/visitor/conversations", { timezone: zone });
+      const opening = { timezone: zone, channel: widget ? "widget" : "web" };
+      if (traditional) opening.script = "traditional";
+      if (widget && params.get("topic")) opening.topic = params.get("topic");
+      const data = await api("/api/visitor/conversations", opening);
       state = { id: data.conversation_id, token: data.token, rated: false };
       save();
       data.replies.forEach(add);
@@ -84,7 +110,7 @@
         data.messages.forEach(add);
         setMode(data.mode, data.queue);
       } catch (e) {
-        if (e.status === 404) { sessionStorage.removeItem(KEY); state = null; return start(); }
+        if (e.status === 404) { storage.removeItem(KEY); state = null; return start(); }
         throw e;
       }
     }
@@ -159,7 +185,7 @@
   // After the close: a new conversation, without reloading the page.
   document.getElementById("new-chat").addEventListener("click", () => {
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
-    sessionStorage.removeItem(KEY);
+    storage.removeItem(KEY);
     state = null; lastSeq = 0; seen.clear();
     list.replaceChildren();
     restart.hidden = true; rating.hidden = true; showNotice("");
