@@ -316,6 +316,18 @@ async def agent_me(request: web.Request) -> web.Response:
     )
 
 
+async def agent_colleagues(request: web.Request) -> web.Response:
+    """Who is there to transfer to: every agent's status, active chats and capacity."""
+    await _agent(request)
+    desk = request.app[DESK]
+    return web.json_response(
+        [
+            {k: r[k] for k in ("username", "status", "active", "capacity")}
+            for r in await desk.accounts.roster(desk.online_since())
+        ]
+    )
+
+
 async def agent_logout(request: web.Request) -> web.Response:
     username = await _agent(request)
     await request.app[DESK].accounts.logout(username, bearer(request))

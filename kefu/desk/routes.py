@@ -48,6 +48,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/agent/me", h.agent_me)
     r.add_post("/api/agent/logout", h.agent_logout)
     r.add_get("/api/agent/counts", h.agent_counts)
+    r.add_get("/api/agent/agents", h.agent_colleagues)
     r.add_post("/api/supervisor/agents", h.supervisor_create_agent)
     r.add_get("/api/supervisor/agents", h.supervisor_agents)
     r.add_get("/api/supervisor/metrics", h.supervisor_metrics)
