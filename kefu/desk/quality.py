@@ -51,7 +51,7 @@ def score(
         data = e.get("data") or {}
         sent = next((m for m in messages if m.sender == "agent" and m.created_at >= e["at"]), None)
         instead = f"；随后发送：“{sent.text}”" if sent else "；之后没有再发送"
-        rules = "、".join(data.get("rules") or [])
+        rules = "；".join(data.get("reasons") or data.get("rules") or [])
         findings.append(
             {
                 "kind": "blocked_reply",

@@ -443,8 +443,12 @@ class Desk:
         instead, which is the agent's next reply)."""
         if conversation.status == "agent" and conversation.agent == agent:
             rules = sorted({v["rule"] for v in verdict["violations"]})
+            reasons = list(dict.fromkeys(v["reason"] for v in verdict["violations"]))
             await self.store.add_event(
-                conversation.id, "blocked", agent=agent, data={"text": text, "rules": rules}
+                conversation.id,
+                "blocked",
+                agent=agent,
+                data={"text": text, "rules": rules, "reasons": reasons},
             )
 
     async def transfer(

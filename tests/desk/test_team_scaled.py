@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -22,16 +23,30 @@ from tests.stack.test_scaled import _schema
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def two_desks(stack, tmp_path_factory):
-    work = tmp_path_factory.mktemp("two-desks")
+def open_hours_policy(work: Path) -> Path:
+    """A copy of policy/ with the agents' hours around the clock (tests run at any hour)."""
     policy = work / "policy"
     shutil.copytree(ROOT / "policy", policy)
-    escalation = policy / "escalation.yml"  # agents' hours around the clock
+    escalation = policy / "escalation.yml"
     text = escalation.read_text(encoding="utf-8")
     text = re.sub(r'open: "\d\d:\d\d"', 'open: "00:00"', text)
     text = re.sub(r'close: "\d\d:\d\d"', 'close: "23:59"', text)
     escalation.write_text(text, encoding="utf-8")
+    return policy
+
+
+def start_desk(name: str, work: Path, env: dict) -> tuple:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "kefu.desk", "--host", "127.0.0.1", "--port", str(port)]
+    log = work / f"desk-{name}.log"
+    return url, start(f"desk {name}", argv, log, answers(f"{url}/healthz"), env, 120)
+
+
+@pytest.fixture(scope="module")
+def two_desks(stack, tmp_path_factory):
+    work = tmp_path_factory.mktemp("two-desks")
+    policy = open_hours_policy(work)
     schema = f"kefu_desks_{uuid.uuid4().hex[:10]}"
     _schema(f"CREATE SCHEMA {schema}")
     env = {
@@ -47,22 +62,7 @@ def two_desks(stack, tmp_path_factory):
     desks = []
     try:
         for name in ("a", "b"):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            argv = [sys.executable, "-m", "kefu.desk", "--host", "127.0.0.1", "--port", str(port)]
-            desks.append(
-                (
-                    url,
-                    start(
-                        f"desk {name}",
-                        argv,
-                        work / f"desk-{name}.log",
-                        answers(f"{url}/healthz"),
-                        env,
-                        120,
-                    ),
-                )
-            )
+            desks.append(start_desk(name, work, env))
         yield [url for url, _ in desks]
     finally:
         for _, process in desks:

@@ -100,7 +100,10 @@
 
   async function refresh() {
     counts = await D.api("/api/agent/counts");
-    for (const k of ["queue", "mine", "callback", "closed"]) $("count-" + k).textContent = counts[k] || 0;
+    for (const k of ["queue", "mine", "callback", "closed"]) {
+      $("count-" + k).textContent = counts[k] || 0;
+      $("count-" + k).classList.toggle("hot", k !== "closed" && (counts[k] || 0) > 0);
+    }
     for (const tab of document.querySelectorAll("#tabs .tab")) tab.classList.toggle("active", !query && tab.dataset.view === view);
     const path = query ? "/api/agent/conversations?q=" + encodeURIComponent(query)
       : "/api/agent/conversations?view=" + view + (view === "closed" ? "&limit=50" : "");
@@ -178,7 +181,7 @@
     current = id;
     const c = await D.api("/api/agent/conversations/" + id);
     currentItem = c;
-    if (unread[id]) { delete unread[id]; saveUnread(); }
+    if (unread[id]) { delete unread[id]; saveUnread(); render(); updateTitle(); }
     $("empty").hidden = true; $("detail").hidden = false;
     D.badge($("d-badge"), c.reason);
     $("d-status").textContent = (D.STATUS[c.status] || c.status) + "（优先级 " + c.priority + "）" + (c.agent ? " · " + c.agent : "");
@@ -213,6 +216,7 @@
       o.value = a.username; o.disabled = !free;
       select.append(o);
     }
+    if (!select.options.length) select.append(D.el("option", null, "暂无其他同事"));
   }
   $("transfer").addEventListener("click", async () => {
     const to = $("transfer-to").value;

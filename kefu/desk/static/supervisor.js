@@ -178,7 +178,10 @@
         if (d < best) { best = d; nearest = li; }
       }
     }
-    if (nearest) { nearest.classList.add("highlight"); nearest.scrollIntoView({ block: "center" }); }
+    if (nearest) {  // scrolled inside the transcript only, not the page
+      nearest.classList.add("highlight");
+      ol.scrollTop = Math.max(0, nearest.offsetTop - ol.offsetTop - ol.clientHeight / 2);
+    }
   }
 
   async function refresh() {
