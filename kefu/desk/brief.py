@@ -100,7 +100,7 @@ def readable(conversation: Conversation) -> List[Dict[str, str]]:
         add("依据", f"{REASONS.get(str(e.get('reason')), e.get('reason'))}：“{e.get('sentence')}”")
     callback = s.get("callback") or {}
     if callback:
-        parts = [CALLBACK_STAGES.get(callback.get("stage"), "")]
+        parts = [CALLBACK_STAGES.get(str(callback.get("stage")), "")]
         if callback.get("phone"):
             parts.append(f"电话{callback['phone']}")
         if callback.get("when"):
