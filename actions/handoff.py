@@ -67,7 +67,20 @@ def summary(tracker: Tracker, decision: Decision) -> Dict[str, Any]:
         "tone_labels": sorted({label for t in facts.turns for label in t.labels}),
         "evidence": evidence(events),
         "last_message": (tracker.latest_message or {}).get("text") or "",
+        **tensest(events),
     }
+
+
+def tensest(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The visitor's sentence with the highest tone score, for the agent's summary."""
+    best: Dict[str, Any] = {}
+    for event in events:
+        if event.get("event") != "user":
+            continue
+        score = float(((event.get("parse_data") or {}).get("tone") or {}).get("score") or 0)
+        if score > float(best.get("tone_peak") or 0):
+            best = {"tone_peak": score, "tone_sentence": str(event.get("text") or "")[:120]}
+    return best
 
 
 def evidence(events: List[Dict[str, Any]], limit: int = 6) -> List[Dict[str, Any]]:

@@ -120,12 +120,13 @@ def desk_ctx(policy: Policy, redis_url: Optional[str]):  # type: ignore[no-untyp
 
 
 async def ticker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Idle timers and retention, checked every few seconds off the request path."""
+    """Idle timers, retention, first-response timers and assignment, checked every few
+    seconds off the request path."""
 
     async def loop() -> None:
         while True:
             try:
-                await app[DESK].timers.tick()
+                await app[DESK].tick()
                 await app[CHANNELS].tick()
             except asyncio.CancelledError:
                 raise

@@ -27,6 +27,8 @@ class DeskConfig:
     database_url: Optional[str] = None  # None: the embedded SQLite file
     production: bool = False
     agents: Tuple[Tuple[str, str], ...] = (DEFAULT_AGENT,)
+    # Which of the configured agents are supervisors (the embedded demo account is one).
+    supervisors: Tuple[str, ...] = (DEFAULT_AGENT[0],)
     allowed_origins: Tuple[str, ...] = ()  # empty: same host as the request
     max_text: int = 2000
     max_body: int = 64 * 1024
@@ -55,6 +57,9 @@ class DeskConfig:
             if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
                 raise ConfigError("KEFU_AGENTS must look like 'name:password,name2:password2'")
             agents = tuple((p[0], p[1]) for p in pairs)
+        supervisors = cls.supervisors
+        if env.get("KEFU_SUPERVISORS") is not None:  # "alice,bob"
+            supervisors = tuple(n.strip() for n in env["KEFU_SUPERVISORS"].split(",") if n.strip())
         origins = tuple(
             o.strip() for o in env.get("KEFU_ALLOWED_ORIGINS", "").split(",") if o.strip()
         )
@@ -68,6 +73,7 @@ class DeskConfig:
             database_url=env.get("KEFU_DATABASE_URL") or None,
             production=env.get("KEFU_ENV", "").lower() == "production",
             agents=agents,
+            supervisors=supervisors,
             allowed_origins=origins,
             max_text=int(num("KEFU_MAX_TEXT", cls.max_text)),
             rate_per_minute=int(num("KEFU_RATE_PER_MINUTE", cls.rate_per_minute)),

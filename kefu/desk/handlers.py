@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime, time, timezone
 from typing import Any, Dict, Optional, Tuple
+from zoneinfo import ZoneInfo
 
 from aiohttp import WSMsgType, web
 
+from kefu.desk.accounts import AGENT_STATUSES, AccountError
+from kefu.desk.brief import readable
 from kefu.desk.channels import widget
 from kefu.desk.inputs import BadInput, clean_text, error, json_body, visible
 from kefu.desk.keys import CHANNELS, CONFIG, DESK, LIMITER, READINESS
 from kefu.desk.proxies import ClientAddress
 from kefu.desk.service import NotAllowed
-from kefu.store.conversations import Conversation
+from kefu.store.conversations import Agent, Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -191,16 +195,33 @@ async def agent_login(request: web.Request) -> web.Response:
     if result is None:
         return error(401, "unauthorized", "用户名或密码错误。")
     token, expires = result
+    account = await request.app[DESK].store.agent(username)
     return web.json_response(
-        {"token": token, "expires_at": expires.isoformat(), "username": username}
+        {
+            "token": token,
+            "expires_at": expires.isoformat(),
+            "username": username,
+            "role": account.role if account else "agent",
+        }
     )
 
 
-async def _agent(request: web.Request) -> str:
-    username = await request.app[DESK].accounts.agent_for(bearer(request))
-    if username is None:
+async def _account(request: web.Request) -> Agent:
+    account = await request.app[DESK].accounts.account_for(bearer(request))
+    if account is None:
         raise BadInput(401, "unauthorized", "请先登录。")
-    return username
+    return account
+
+
+async def _agent(request: web.Request) -> str:
+    return (await _account(request)).username
+
+
+async def _supervisor(request: web.Request) -> Agent:
+    account = await _account(request)
+    if account.role != "supervisor":
+        raise BadInput(403, "forbidden", "只有主管可以使用这个功能。")
+    return account
 
 
 async def _conversation(request: web.Request) -> Conversation:
@@ -210,10 +231,33 @@ async def _conversation(request: web.Request) -> Conversation:
     return conversation
 
 
+VIEWS = ("queue", "mine", "callback", "closed", "others")
+
+
 async def agent_conversations(request: web.Request) -> web.Response:
-    await _agent(request)
-    listing = await request.app[DESK].store.handed_over()
+    """Every handed-over conversation; `?view=queue|mine|callback|closed|others` one of the
+    console's lists; `?q=` a search by conversation id, phone number or order id."""
+    username = await _agent(request)
+    store = request.app[DESK].store
+    view, query = request.query.get("view"), visible(request.query.get("q", ""))[:64]
+    if query:
+        listing = await store.search(query)
+    elif view:
+        if view not in VIEWS:
+            raise BadInput(422, "invalid_view", "view 应为 " + "、".join(VIEWS) + " 之一。")
+        listing = await store.view(view, username, limit=_limit(request))
+    else:
+        listing = await store.handed_over()
     return web.json_response([c.as_listing() for c in listing])
+
+
+def _limit(request: web.Request) -> int:
+    return min(200, max(1, _int(request.query.get("limit", "100")) or 100))
+
+
+async def agent_counts(request: web.Request) -> web.Response:
+    username = await _agent(request)
+    return web.json_response(await request.app[DESK].store.view_counts(username))
 
 
 async def agent_conversation(request: web.Request) -> web.Response:
@@ -224,6 +268,7 @@ async def agent_conversation(request: web.Request) -> web.Response:
     return web.json_response(
         {
             **conversation.as_listing(),
+            "brief": readable(conversation),
             "transcript": [m.as_dict() for m in messages],
             "delivery_failures": failed,  # what the visitor's platform refused
         }
@@ -243,6 +288,7 @@ async def agent_message(request: web.Request) -> web.Response:
     text = clean_text((await json_body(request)).get("text"), request.app[CONFIG].max_text)
     verdict = request.app[DESK].check_agent_text(text)
     if not verdict["ok"]:
+        await request.app[DESK].blocked(conversation, agent, text, verdict)
         return error(422, "phrasing", "这句话不符合服务用语规范，请修改后再发送。", **verdict)
     message = await request.app[DESK].agent_reply(conversation, agent, text)
     # Sent through the visitor's platform already (WeChat, WeCom): did it arrive there?
@@ -256,6 +302,59 @@ async def agent_release(request: web.Request) -> web.Response:
     conversation = await _conversation(request)
     await request.app[DESK].release(conversation, agent)
     return web.json_response(conversation.as_listing())
+
+
+async def agent_transfer(request: web.Request) -> web.Response:
+    account = await _account(request)
+    conversation = await _conversation(request)
+    body = await json_body(request)
+    to, note = body.get("to"), body.get("note")
+    if not isinstance(to, str) or not visible(to):
+        raise BadInput(422, "invalid_to", "请指定要转给的客服（to）。")
+    if note is not None and not isinstance(note, str):
+        raise BadInput(422, "invalid_note", "note 必须是字符串。")
+    note = visible(note)[:500] if note else None
+    await request.app[DESK].transfer(conversation, account, visible(to)[:64], note)
+    return web.json_response(conversation.as_listing())
+
+
+async def agent_status(request: web.Request) -> web.Response:
+    username = await _agent(request)
+    status = (await json_body(request)).get("status")
+    if status not in AGENT_STATUSES:
+        raise BadInput(422, "invalid_status", "status 应为 online、away 或 offline。")
+    await request.app[DESK].set_status(username, status)
+    return web.json_response({"username": username, "status": status})
+
+
+async def agent_me(request: web.Request) -> web.Response:
+    account = await _account(request)
+    return web.json_response(
+        {
+            "username": account.username,
+            "role": account.role,
+            "status": account.status,
+            "capacity": account.capacity,
+        }
+    )
+
+
+async def agent_colleagues(request: web.Request) -> web.Response:
+    """Who is there to transfer to: every agent's status, active chats and capacity."""
+    await _agent(request)
+    desk = request.app[DESK]
+    return web.json_response(
+        [
+            {k: r[k] for k in ("username", "status", "active", "capacity")}
+            for r in await desk.accounts.roster(desk.online_since())
+        ]
+    )
+
+
+async def agent_logout(request: web.Request) -> web.Response:
+    username = await _agent(request)
+    await request.app[DESK].accounts.logout(username, bearer(request))
+    return web.json_response({"username": username, "status": "offline"})
 
 
 async def agent_close(request: web.Request) -> web.Response:
@@ -276,17 +375,71 @@ async def agent_check(request: web.Request) -> web.Response:
 
 
 async def agent_phrases(request: web.Request) -> web.Response:
+    """The agents' own quick replies (`quick_replies` in policy/phrasing.yml)."""
     await _agent(request)
-    desk = request.app[DESK]
-    quick = ("thanks_wait", "agent_close", "ask_name", "ask_complaint_want", "resume")
-    dummy = Conversation(id="-", token_hash="", status="agent", created_at=None)  # type: ignore[arg-type]
+    policy = request.app[DESK].policy
+    return web.json_response([{"scene": p.scene, "text": p.text} for p in policy.quick_replies])
+
+
+# --- supervisors -------------------------------------------------------------
+
+
+async def supervisor_create_agent(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    body = await json_body(request)
+    try:
+        created = await request.app[DESK].accounts.create(
+            body.get("username"),
+            body.get("password"),
+            body.get("role", "agent"),
+            body.get("capacity"),
+        )
+    except AccountError as e:
+        return error(409 if e.code == "exists" else 422, e.code, str(e))
     return web.json_response(
-        [
-            {"scene": s, "text": desk.speaker.render(dummy, s)}
-            for s in quick
-            if desk.policy.phrase(s)
-        ]
+        {"username": created.username, "role": created.role, "capacity": created.capacity},
+        status=201,
     )
+
+
+async def supervisor_agents(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    desk = request.app[DESK]
+    return web.json_response(await desk.accounts.roster(desk.online_since()))
+
+
+def _since(request: web.Request) -> datetime:
+    """`?since=` an ISO time (UTC when it names no zone); by default the start of today
+    in the brand's time zone."""
+    raw = request.query.get("since", "").strip()
+    if not raw:
+        zone = ZoneInfo(request.app[DESK].policy.brand.timezone)
+        today = datetime.now(zone).date()
+        return datetime.combine(today, time(0, 0), zone).astimezone(timezone.utc)
+    try:
+        since = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise BadInput(
+            422, "invalid_since", "since 应为 ISO 时间，例如 2024-05-01T00:00:00+08:00。"
+        ) from None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    return since.astimezone(timezone.utc)
+
+
+async def supervisor_metrics(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    return web.json_response(await request.app[DESK].metrics(_since(request)))
+
+
+async def supervisor_distributions(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    return web.json_response(await request.app[DESK].distributions(_since(request)))
+
+
+async def supervisor_quality(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    return web.json_response(await request.app[DESK].quality(_since(request)))
 
 
 async def agent_ws(request: web.Request) -> web.StreamResponse:

@@ -15,20 +15,23 @@ import uuid
 from datetime import timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
+from kefu.desk import quality
 from kefu.desk.accounts import AgentAccounts
+from kefu.desk.assignment import Assigner
 from kefu.desk.auth import new_token, token_hash
 from kefu.desk.callback import CallbackDialogue
 from kefu.desk.config import DeskConfig
 from kefu.desk.hub import Hub
 from kefu.desk.rasa_client import ActionServerProbe, RasaClient, RasaUnavailable
 from kefu.desk.speaker import NotAllowed, Speaker
-from kefu.desk.timers import IdleTimers
+from kefu.desk.timers import FirstResponseTimer, IdleTimers
 from kefu.domain import escalation
 from kefu.domain.phrasing.checker import Checker
 from kefu.domain.phrasing.context import ReplyContext
 from kefu.domain.policy.loader import Policy
 from kefu.domain.script import detect_script
-from kefu.store.conversations import Conversation, ConversationStore, Message, utcnow
+from kefu.store import metrics
+from kefu.store.conversations import Agent, Conversation, ConversationStore, Message, utcnow
 from kefu.store.records import RecordStore
 
 __all__ = ["Desk", "NotAllowed"]
@@ -57,6 +60,8 @@ class Desk:
         self.speaker = Speaker(policy, store, hub, rasa)
         self.accounts = AgentAccounts(config, store)
         self.timers = IdleTimers(policy, store, self.speaker)
+        self.first_response = FirstResponseTimer(policy, store, self.speaker)
+        self.assigner = Assigner(policy, store, self.speaker)
         self.callback = CallbackDialogue(policy, self.speaker)
         self.checker = Checker.for_policy(policy)
 
@@ -244,6 +249,7 @@ class Desk:
         reason = reasons[code]
         now = utcnow()
         summary = {**conversation.summary, **{k: v for k, v in signal.items() if k != "event"}}
+        summary.pop("transfer", None)
         queued = await self._can_queue()
         if not queued:
             summary["callback"] = {"stage": "phone"}
@@ -256,11 +262,21 @@ class Desk:
             waiting_since=now,
             summary=summary,
             idle_deadline=None,
+            assignment=None,
+            # A person's first reply is due from now (a call-back is a phone call instead).
+            first_response_due=self.first_response.due(now) if queued else None,
+            first_response_s=None,
+            sla_breached=0,
         )
+        await self.store.add_event(conversation.id, "handoff", reason=code)
         replies: List[Message] = []
         if queued:
             if not phrase_said:
                 replies.append(await self.speaker.say(conversation, scene or reason.phrase))
+            joined = await self.assigner.offer(conversation)
+            if joined is not None:  # a person has the chat already: no queue to speak of
+                replies.append(joined)
+                return replies
             replies.append(await self._say_queue(conversation, "queue_position"))
             return replies
         if self.policy.phrase(f"{reason.phrase}_callback"):
@@ -287,6 +303,11 @@ class Desk:
         turns = [escalation.Turn(**t) for t in conversation.summary.get("waiting_turns", [])]
         turn = escalation.turn_of(parse) if parse else escalation.Turn(None)
         turns = (turns + [turn])[-10:]
+        peak = float(conversation.summary.get("tone_peak") or 0)
+        if parse.get("text") and turn.tone_score > peak:
+            # The sentence that showed the tone most, for the agent's summary.
+            conversation.summary["tone_peak"] = turn.tone_score
+            conversation.summary["tone_sentence"] = str(parse["text"])[:120]
         conversation.summary["waiting_turns"] = [
             {
                 "intent": t.intent,
@@ -372,13 +393,21 @@ class Desk:
         await self.records.add("survey", conversation.id, {"score": score, "via": "desk"})
 
     async def claim(self, conversation: Conversation, agent: str) -> None:
+        """An agent takes a queued or call-back conversation by hand (whatever the
+        assignment mode): one conditional update, so of two claims exactly one wins."""
         if conversation.status == "agent" and conversation.agent == agent:
             return  # claimed already by this agent: nothing to do twice
         if conversation.status == "agent":
             raise NotAllowed(f"conversation is taken by {conversation.agent}")
+        was, now = conversation.status, utcnow()
         try:
             await self.speaker.set_mode(
-                conversation, ("queued", "callback"), status="agent", agent=agent
+                conversation,
+                ("queued", "callback"),
+                status="agent",
+                agent=agent,
+                assigned_at=now,
+                assignment="claim",
             )
         except NotAllowed:
             # Two agents clicked at once: exactly one transition won.
@@ -387,6 +416,12 @@ class Desk:
                 return
             taken = f"taken by {current.agent}" if current and current.agent else "not waiting"
             raise NotAllowed(f"conversation is {taken}") from None
+        waited = (
+            (now - conversation.waiting_since).total_seconds()
+            if was == "queued" and conversation.waiting_since
+            else None
+        )
+        await self.store.add_event(conversation.id, "claimed", agent=agent, value=waited)
         message = await self.speaker.say(conversation, "agent_joined", sender="agent", agent=agent)
         await self.speaker.tell_rasa(conversation, [{"event": "bot", "text": message.text}])
 
@@ -408,8 +443,76 @@ class Desk:
         message = await self.speaker.post(
             conversation, "agent", self.speaker.guard.apply(text, context) or text
         )
+        seconds = await self.store.answered(conversation.id, agent, message.created_at)
+        if seconds is not None:  # the first reply: the timer stops
+            await self.speaker.announce(
+                conversation, first_response_due=None, first_response_s=seconds
+            )
         await self.speaker.tell_rasa(conversation, [{"event": "bot", "text": message.text}])
         return message
+
+    async def blocked(
+        self, conversation: Conversation, agent: str, text: str, verdict: Dict[str, Any]
+    ) -> None:
+        """A reply the checker refused, kept for the quality review (with what was sent
+        instead, which is the agent's next reply)."""
+        if conversation.status == "agent" and conversation.agent == agent:
+            rules = sorted({v["rule"] for v in verdict["violations"]})
+            reasons = list(dict.fromkeys(v["reason"] for v in verdict["violations"]))
+            await self.store.add_event(
+                conversation.id,
+                "blocked",
+                agent=agent,
+                data={"text": text, "rules": rules, "reasons": reasons},
+            )
+
+    async def transfer(
+        self, conversation: Conversation, by: Agent, to: str, note: Optional[str]
+    ) -> None:
+        await self.assigner.transfer(conversation, by, to, note)
+
+    async def set_status(self, username: str, status: str) -> None:
+        await self.accounts.set_status(username, status)
+        if status == "online":
+            await self.assigner.fill()  # the queue need not wait for the next tick
+
+    async def tick(self) -> int:
+        """Everything on a clock: idle visitors, first-response breaches, assignment."""
+        return (
+            await self.timers.tick() + await self.first_response.tick() + await self.assigner.tick()
+        )
+
+    # --- the supervisor --------------------------------------------------------
+    def online_since(self) -> Any:
+        return self.assigner.online_since()
+
+    async def metrics(self, since: Any) -> Dict[str, Any]:
+        return await metrics.metrics(self.store, since, self.online_since())
+
+    async def distributions(self, since: Any) -> Dict[str, Any]:
+        return await metrics.distributions(self.store, since)
+
+    async def quality(self, since: Any, limit: int = 100) -> List[Dict[str, Any]]:
+        """Each closed conversation a person handled since `since`, scored (newest first)."""
+        reviewed = []
+        for conversation in await self.store.handled_and_closed(since, limit):
+            surveys = await self.records.find(kind="survey", conversation_id=conversation.id)
+            ratings = [
+                int(r.data["score"])
+                for r in surveys
+                if isinstance(r.data.get("score"), int) and 1 <= r.data["score"] <= 5
+            ]
+            reviewed.append(
+                quality.score(
+                    conversation,
+                    await self.store.messages(conversation.id),
+                    await self.store.events(conversation.id),
+                    ratings,
+                    self.policy.escalation.first_response_s,
+                    self.policy.escalation.tone.decay,
+                )
+            )
+        return reviewed
 
     async def release(self, conversation: Conversation, agent: str) -> None:
         if conversation.status not in ("agent", "queued", "callback"):
@@ -428,6 +531,8 @@ class Desk:
             agent=None,
             waiting_since=None,
             summary=conversation.summary,
+            assignment=None,
+            first_response_due=None,
         )
         message = await self.speaker.say(conversation, "resume")
         # Clearing the reason tells Rasa's escalation policy to count afresh.
@@ -440,6 +545,7 @@ class Desk:
             ],
         )
         await self.timers.arm(conversation)
+        await self.assigner.fill()  # a place is free
 
     def _joined_text(self, conversation: Conversation) -> str:
         return self.speaker.render(conversation, "agent_joined", agent=conversation.agent or "")
@@ -452,4 +558,11 @@ class Desk:
         )
         await self.speaker.say(conversation, "ask_satisfaction")
         open_states = ("bot", "queued", "agent", "callback")
-        await self.speaker.set_mode(conversation, open_states, status="closed", idle_deadline=None)
+        await self.speaker.set_mode(
+            conversation,
+            open_states,
+            status="closed",
+            idle_deadline=None,
+            first_response_due=None,
+        )
+        await self.assigner.fill()  # a place is free

@@ -83,6 +83,10 @@ class Speaker:
                 raise NotAllowed(f"conversation is {current.status if current else 'gone'}")
         else:
             await self.store.update(conversation.id, **values)
+        await self.announce(conversation, **values)
+
+    async def announce(self, conversation: Conversation, **values: Any) -> None:
+        """The conversation as stored now (`values` just written), told to the pages."""
         for key, value in values.items():
             setattr(conversation, key, value)
         if self.outbound is not None and "status" in values:
@@ -94,6 +98,7 @@ class Speaker:
                 "mode": conversation.status,
                 "reason": conversation.reason,
                 "priority": conversation.priority,
+                "agent": conversation.agent,
             },
         )
 

@@ -1,4 +1,5 @@
-"""Idle visitors: a prompt, a second one in other words, then a quiet close.
+"""Timers: idle visitors (a prompt, a second one in other words, then a quiet close), and
+the first-response timer of a conversation waiting for a person.
 
 Timers are rows in the store, so a restart of any process loses none, and
 `claim_idle` makes sure only one replica acts on each. The tick also purges old
@@ -7,7 +8,7 @@ transcripts (the retention in policy/service.yml).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from kefu.desk.speaker import Speaker
 from kefu.domain.policy.loader import Policy
@@ -61,4 +62,36 @@ class IdleTimers:
                 await self.speaker.set_mode(conversation, ("bot",), status="closed")
                 acted += 1
         await self.store.purge_closed_before(now - timedelta(days=service.retention_days))
+        return acted
+
+
+class FirstResponseTimer:
+    """A person's first reply is due `sla.first_response_s` after the hand-over (the
+    conversation's `first_response_due`, in the store). On a breach the visitor hears one
+    holding phrase and the breach is counted (`sla_breach` events); `mark_breached` makes
+    sure only one replica acts on each."""
+
+    def __init__(self, policy: Policy, store: ConversationStore, speaker: Speaker) -> None:
+        self.policy, self.store, self.speaker = policy, store, speaker
+
+    def due(self, handed_at: datetime) -> datetime:
+        return handed_at + timedelta(seconds=self.policy.escalation.first_response_s)
+
+    async def tick(self) -> int:
+        now = utcnow()
+        acted = 0
+        for conversation in await self.store.first_response_overdue(now):
+            if not await self.store.mark_breached(conversation.id):
+                continue
+            waited = (
+                (now - conversation.waiting_since).total_seconds()
+                if conversation.waiting_since
+                else None
+            )
+            await self.store.add_event(
+                conversation.id, "sla_breach", agent=conversation.agent, value=waited
+            )
+            message = await self.speaker.say(conversation, "first_response_hold")
+            await self.speaker.tell_rasa(conversation, [{"event": "bot", "text": message.text}])
+            acted += 1
         return acted

@@ -61,6 +61,10 @@ class Database(ABC):
         return text.format(**self.words)
 
     @abstractmethod
+    def json_number(self, column: str, key: str) -> str:
+        """SQL for the number under `key` in a JSON column (NULL when absent)."""
+
+    @abstractmethod
     async def transaction(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         """Runs `work` in one transaction: all of it or none (retried whole on PostgreSQL)."""
 
@@ -130,6 +134,9 @@ class SQLiteDatabase(Database):
             await db.execute("PRAGMA busy_timeout=10000")
             self._db = db
         return self._db
+
+    def json_number(self, column: str, key: str) -> str:
+        return f"CAST(json_extract({column}, '$.{key}') AS REAL)"
 
     async def transaction(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         import sqlite3
@@ -242,6 +249,9 @@ class PostgresDatabase(Database):
                     self.url, min_size=1, max_size=self.pool_size, timeout=5, command_timeout=10
                 )
         return self._pool
+
+    def json_number(self, column: str, key: str) -> str:
+        return f"CAST(({column}->>'{key}') AS DOUBLE PRECISION)"
 
     async def transaction(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         import asyncpg

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +113,13 @@ def bubbles(driver, selector=".messages .bubble"):
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
 
 
-def open_in_queue(driver, conversation_id):
-    """Click this conversation in the console's queue; the list re-renders on every live
-    event, so find it afresh until the click lands. Returns its badge text."""
+def open_in_queue(driver, conversation_id, view=None):
+    """Click this conversation in the console's list (after the `view` tab, when given);
+    the list re-renders on every live event, so find it afresh until the click lands.
+    Returns its badge text."""
+    if view:
+        tab = (By.CSS_SELECTOR, f"#tabs .tab[data-view='{view}']")
+        wait(driver, ec.element_to_be_clickable(tab)).click()
 
     def click(d):
         try:
@@ -146,6 +152,13 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
     browser.find_element(By.ID, "password").send_keys("demo")
     browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
     wait(browser, ec.visibility_of_element_located((By.ID, "console")))
+    # Away: present, so the visitor queues, but nothing is assigned to this console.
+    wait(browser, lambda d: d.find_element(By.ID, "status-select").get_attribute("class"))
+    Select(browser.find_element(By.ID, "status-select")).select_by_value("away")
+    wait(
+        browser,
+        lambda d: "status-away" in d.find_element(By.ID, "status-select").get_attribute("class"),
+    )
 
     browser.switch_to.new_window("tab")
     visitor_tab = browser.current_window_handle
@@ -165,10 +178,18 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
     browser.save_screenshot(str(SHOTS / "visitor-waiting.png"))
 
     visitor = browser.execute_script("return JSON.parse(sessionStorage.getItem('kefu.visitor'))")
+    mode = browser.find_element(By.ID, "status").get_attribute("data-mode")
     browser.switch_to.window(agent_tab)
-    assert "转人工" in open_in_queue(browser, visitor["id"])
+    row = f"#queue .item[data-id='{visitor['id']}']"
+    if mode == "queued":  # within the agents' hours (outside them: a call-back)
+        wait(browser, lambda d: d.title.startswith("("))  # the waiting chat counts
+        wait(browser, lambda d: "首响剩余" in d.find_element(By.CSS_SELECTOR, row).text)
+    view = "queue" if mode == "queued" else "callback"
+    assert "转人工" in open_in_queue(browser, visitor["id"], view=view)
+    assert "已等待" in browser.find_element(By.CSS_SELECTOR, row).text
     wait(browser, ec.visibility_of_element_located((By.ID, "detail")))
-    assert "ask_human" in browser.find_element(By.ID, "summary").text
+    summary = browser.find_element(By.ID, "summary").text
+    assert "访客要求转人工" in summary and "ask_human" not in summary  # words, not codes
     browser.find_element(By.ID, "claim").click()
     wait(browser, lambda d: not d.find_element(By.ID, "reply").get_property("disabled"))
     reply = browser.find_element(By.ID, "reply")
@@ -182,8 +203,9 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
     reply.clear()
     reply.send_keys("您好，我是人工客服，您的问题我来为您处理。")
     wait(browser, lambda d: not d.find_element(By.ID, "reply-send").get_property("disabled"))
-    browser.find_element(By.ID, "reply-send").click()
+    reply.send_keys(Keys.ENTER)  # Enter sends, like the visitor's side
     wait(browser, has_bubble(browser, "您的问题我来为您处理"))
+    assert reply.get_property("value") == ""
 
     browser.switch_to.window(visitor_tab)
     wait(browser, has_bubble(browser, "人工客服demo"))
@@ -305,10 +327,158 @@ def test_fifty_xss_payloads_render_as_text_on_both_pages(stack, browser):
         browser.find_element(By.ID, "username").send_keys("demo")
         browser.find_element(By.ID, "password").send_keys("demo")
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
-    open_in_queue(browser, visitor["id"])
+    open_in_queue(browser, visitor["id"], view="mine")
     wait(browser, has_bubble(browser, XSS[-1]), timeout=40)
     assert no_script_ran(browser)
     assert not browser.find_elements(
         By.CSS_SELECTOR, ".messages img, .messages script, .messages iframe"
     )
     browser.save_screenshot(str(SHOTS / "agent-xss.png"))
+
+
+@pytest.fixture(scope="module")
+def team_desk(stack, tmp_path_factory):
+    """A desk of its own beside the stack's (the same Rasa), with the agents' hours around
+    the clock, so a chat is assigned at any hour."""
+    from tests.desk.test_team_scaled import open_hours_policy, start_desk
+
+    work = tmp_path_factory.mktemp("team-desk")
+    env = {
+        "KEFU_DATABASE_URL": f"sqlite:///{work / 'kefu.db'}",
+        "KEFU_RASA_URL": stack.rasa,
+        "KEFU_RASA_TOKEN": stack.token,
+        "KEFU_ACTION_SERVER_URL": stack.actions,
+        "KEFU_POLICY_DIR": str(open_hours_policy(work)),
+        "KEFU_DESK_TICK_S": "1",
+        "KEFU_RATE_PER_MINUTE": "100000",
+    }
+    url, process = start_desk("team", work, env)
+    yield url
+    assert process.stop(signal.SIGINT, 30) == 0, process.output()[-2000:]
+
+
+def api(base, path, body=None, token=""):
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def log_in(driver, username, password):
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+
+
+def test_a_team_console_alerts_counts_and_the_supervisor_page(team_desk, browser):
+    """An agent of the team gets a chat assigned: the count, the title, an unread mark for
+    有人吗？, the countdown, a readable summary; replies; the supervisor's page shows the
+    metrics, charts and the quality finding, linked to the transcript."""
+    _, boss = api(team_desk, "/api/agent/login", {"username": "demo", "password": "demo"})
+    boss = boss["token"]
+    assert api(team_desk, "/api/agent/status", {"status": "away"}, boss)[0] == 200
+    name = "mei" + os.urandom(2).hex()
+    status, _ = api(
+        team_desk,
+        "/api/supervisor/agents",
+        {"username": name, "password": "long-enough-1", "role": "agent", "capacity": 3},
+        boss,
+    )
+    assert status == 201
+    browser.switch_to.new_window("tab")
+    browser.get(team_desk + "/agent")
+    log_in(browser, name, "long-enough-1")
+    wait(
+        browser,
+        lambda d: "status-online" in d.find_element(By.ID, "status-select").get_attribute("class"),
+    )
+
+    _, opened = api(team_desk, "/api/visitor/conversations", {})
+    cid, token = opened["conversation_id"], opened["token"]
+    say = f"/api/visitor/conversations/{cid}/messages"
+    api(team_desk, say, {"text": "帮我查一下订单2023112500123456"}, token)
+    _, body = api(team_desk, say, {"text": "我要转人工，快点"}, token)
+    assert body["mode"] == "agent" and name in body["replies"][-1]["text"]
+    api(team_desk, say, {"text": "有人吗？"}, token)
+
+    wait(browser, lambda d: d.find_element(By.ID, "count-mine").text == "1")
+    wait(browser, lambda d: d.title.startswith("("))
+    browser.find_element(By.CSS_SELECTOR, "#tabs .tab[data-view='mine']").click()
+    row = f"#queue .item[data-id='{cid}']"
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, row + " .unread"))
+    wait(browser, lambda d: "首响剩余" in d.find_element(By.CSS_SELECTOR, row).text)
+    browser.save_screenshot(str(SHOTS / "agent-console-alert.png"))
+    open_in_queue(browser, cid)
+    wait(browser, has_bubble(browser, "有人吗？"))
+    summary = browser.find_element(By.ID, "summary").text
+    assert "2023112500123456" in summary and "查询了订单" in summary
+    assert "首响剩余" in browser.find_element(By.ID, "d-timer").text
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, row + " .unread"))  # read
+    quick = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#quick .chip")]
+    assert quick and not any("智能客服" in q for q in quick)
+    reply = browser.find_element(By.ID, "reply")
+    reply.send_keys("这个我不知道")
+    wait(browser, ec.visibility_of_element_located((By.ID, "check")))
+    reply.send_keys(Keys.ENTER)  # blocked: Enter does not send a forbidden phrase
+    reply.clear()
+    browser.find_element(By.CSS_SELECTOR, "#quick .chip").click()
+    wait(browser, lambda d: not d.find_element(By.ID, "reply-send").get_property("disabled"))
+    browser.find_element(By.ID, "reply-send").click()  # the server still refuses the first
+    wait(
+        browser,
+        lambda d: (
+            "首响" in d.find_element(By.ID, "d-timer").text
+            and "剩余" not in d.find_element(By.ID, "d-timer").text
+        ),
+    )
+    browser.save_screenshot(str(SHOTS / "agent-console-team.png"))
+
+    # Search by the order id, from the closed view.
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("2023112500123456", Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+
+    # The agent's blocked reply shows up in the quality review once the chat is closed.
+    _, mine = api(team_desk, "/api/agent/login", {"username": name, "password": "long-enough-1"})
+    reply_path = f"/api/agent/conversations/{cid}/messages"
+    blocked = api(team_desk, reply_path, {"text": "这个我不知道"}, mine["token"])
+    assert blocked[0] == 422
+    api(
+        team_desk,
+        f"/api/agent/conversations/{cid}/messages",
+        {"text": "您好，您的订单正在运输中。"},
+        mine["token"],
+    )
+    assert api(team_desk, f"/api/agent/conversations/{cid}/close", {}, mine["token"])[0] == 200
+    api(team_desk, f"/api/visitor/conversations/{cid}/satisfaction", {"score": 3}, token)
+
+    browser.switch_to.new_window("tab")
+    browser.get(team_desk + "/supervisor")
+    log_in(browser, "demo", "demo")
+    wait(browser, ec.visibility_of_element_located((By.ID, "board")))
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cards .card")) == 9)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-reasons rect"))
+    assert name in browser.find_element(By.ID, "agents").text
+    wait(browser, lambda d: cid[:8] in d.find_element(By.ID, "quality").text)
+    finding = next(
+        a
+        for a in browser.find_elements(By.CSS_SELECTOR, "#quality a")
+        if a.text.startswith("被拦截的回复")
+    )
+    finding.click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#transcript .msg.highlight"))
+    assert not browser.find_elements(By.CSS_SELECTOR, "script[src^='http']")  # no CDN
+    browser.set_window_size(1280, 1700)  # the whole board in one picture
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(SHOTS / "supervisor.png"))
+    browser.set_window_size(1280, 900)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from kefu.domain.phrasing.lint import lint
+from kefu.domain.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 KEFU = str(Path(sys.executable).parent / "kefu")
@@ -89,3 +90,17 @@ def test_a_broken_policy_is_a_clear_error_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "rules.yml:" in result.stderr and "invalid regular expression" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lint_checks_the_agents_quick_replies(tmp_path):
+    """`quick_replies` in phrasing.yml are what agents send: the lint checks them too."""
+    shutil.copytree(ROOT / "policy", tmp_path / "policy")
+    phrasing = tmp_path / "policy" / "phrasing.yml"
+    text = phrasing.read_text(encoding="utf-8")
+    assert '  - text: "请问还有其他可以帮您的吗？"' in text
+    phrasing.write_text(
+        text.replace('  - text: "请问还有其他可以帮您的吗？"', '  - text: "这个我不知道"'),
+        encoding="utf-8",
+    )
+    findings = [str(f) for f in lint(ROOT, load_policy(tmp_path / "policy"))]
+    assert any("quick_replies[5]: dont_know" in f for f in findings), findings

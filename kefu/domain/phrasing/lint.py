@@ -66,6 +66,16 @@ def lint_phrases(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
         yield from _check(guard.checker, rel, line, f"phrase_{scene}", render(phrase.text, guard))
 
 
+def lint_quick_replies(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
+    """The agents' quick replies (`quick_replies` in phrasing.yml): sent as they are."""
+    path = policy.directory / "phrasing.yml"
+    source = Source.read(path)
+    rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    for i, phrase in enumerate(policy.quick_replies):
+        line = source.line(("quick_replies", i, "text"))
+        yield from _check(guard.checker, rel, line, f"quick_replies[{i}]", phrase.text)
+
+
 def lint_faq(policy: Policy, guard: Guard, root: Path) -> Iterator[Finding]:
     """Every FAQ answer and its variants, numbers filled from the policy."""
     from kefu.domain import faq
@@ -121,6 +131,7 @@ def lint(root: Path, policy: Policy) -> List[Finding]:
     guard = Guard(policy)
     findings = list(lint_domain(root / "domain.yml", guard, root))
     findings += lint_phrases(policy, guard, root)
+    findings += lint_quick_replies(policy, guard, root)
     findings += lint_faq(policy, guard, root)
     findings += lint_actions(root / "actions", guard, root)
     return findings

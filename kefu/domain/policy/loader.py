@@ -222,6 +222,12 @@ class Escalation:
     # An escalation intent with no words behind it (policy/risk.yml found none)
     # hands over only from this classifier confidence on.
     intent_min_confidence: float = 0.0
+    # Who takes a queued conversation: `auto` (the desk assigns it) or `manual`.
+    assignment: str = "auto"
+    # An assigned conversation nobody answered this long goes to the next agent.
+    reassign_after_s: float = 120.0
+    # A person's first reply is due this long after the hand-over.
+    first_response_s: float = 60.0
 
     def reason_for_intent(self, intent: str | None) -> Reason | None:
         for reason in self.reasons.values():
@@ -265,6 +271,8 @@ class Policy:
     faq: Dict[str, FaqTopic]
     directory: Path
     tone_model: ToneModelConfig | None = None
+    # The agents' own quick replies in the console (phrasing.yml `quick_replies`).
+    quick_replies: Tuple[Phrase, ...] = ()
 
     def phrase(self, scene: str) -> Phrase | None:
         return self.phrases.get(scene)
@@ -295,6 +303,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         brand=_brand(phrasing, root),
         greetings=_greetings(phrasing, root),
         phrases=phrases,
+        quick_replies=_quick_replies(phrasing, root),
         rules=_rules(rules, _mapping(rules, ())),
         tone_model=_tone_model(rules, _mapping(rules, ()), directory),
         escalation=_escalation(escalation, _mapping(escalation, ()), phrases),
@@ -398,6 +407,24 @@ def _phrases(src: Source, root: dict) -> Dict[str, Phrase]:
             source=_source(src, entry, key + (scene,)),
         )
     return out
+
+
+def _quick_replies(src: Source, root: dict) -> Tuple[Phrase, ...]:
+    key: PathKey = ("quick_replies",)
+    entries = root.get("quick_replies") or []
+    if not isinstance(entries, list):
+        raise src.error(key, "must be a list of {text, source}")
+    out = []
+    for i, item in enumerate(entries):
+        entry = _mapping(src, key + (i,), item)
+        out.append(
+            Phrase(
+                scene=f"quick_{i + 1}",
+                text=_text(src, entry, key + (i,), "text"),
+                source=_source(src, entry, key + (i,)),
+            )
+        )
+    return tuple(out)
 
 
 def _strings(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[str, ...]:
@@ -564,7 +591,26 @@ def _escalation(src: Source, root: dict, phrases: Dict[str, Phrase]) -> Escalati
             src, root.get("queue") or {}, ("queue",), "agent_online_seconds", 5, 3600, 90
         ),
         intent_min_confidence=_number(src, root, (), "intent_min_confidence", 0, 1, 0.0),
+        assignment=_assignment(src, root),
+        reassign_after_s=_number(src, root, (), "reassign_after_s", 5, 86400, 120),
+        first_response_s=_first_response(src, root),
     )
+
+
+ASSIGNMENT_MODES = ("auto", "manual")
+
+
+def _assignment(src: Source, root: dict) -> str:
+    mode = root.get("assignment", "auto")
+    if mode not in ASSIGNMENT_MODES:
+        raise src.error(("assignment",), "must be auto or manual")
+    return str(mode)
+
+
+def _first_response(src: Source, root: dict) -> float:
+    sla = _mapping(src, ("sla",), root.get("sla") or {"source": "kefu"})
+    _source(src, sla, ("sla",))
+    return _number(src, sla, ("sla",), "first_response_s", 5, 86400, 60)
 
 
 def _tone(src: Source, tone: dict) -> Tone:
