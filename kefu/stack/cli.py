@@ -86,7 +86,7 @@ def main(argv: List[str] | None = None) -> int:
             from kefu.stack.runner import run
 
             return run(supervise=args.command == "run-scaled")
-        if args.command == "review":
+        if args.command in ("review", "intent"):
             from kefu.tools import commands as developer_commands
 
             return developer_commands.main(args)

@@ -71,6 +71,38 @@ def register(commands: Any) -> None:
     story.add_argument("conversation_id")
     _sources(story, desk=False)
 
+    intent = _one_line(commands.add_parser("intent", help="add a new intent, check one"))
+    tools = intent.add_subparsers(dest="tool", required=True, parser_class=OneLineParser)
+    add = tools.add_parser("add", help="domain, examples, response, rule and test story at once")
+    add.add_argument("name")
+    add.add_argument("--topic", help="data/nlu/<topic>.yml that takes the examples")
+    add.add_argument("--examples", required=True, help="a file with one example a line")
+    add.add_argument(
+        "--answer",
+        help="the bot's answer (checked by the phrasing lint); with --faq, a new topic's answer",
+    )
+    add.add_argument(
+        "--faq",
+        metavar="TOPIC_ID",
+        nargs="?",
+        const="",
+        help="a shop question: the examples become FAQ topic TOPIC_ID (default: NAME) of "
+        "policy/faq.yml, answered by its answer",
+    )
+    add.add_argument(
+        "--flow",
+        metavar="FORM",
+        nargs="?",
+        const="",
+        help="the intent opens a flow: the form FORM of domain.yml (default: order_form), "
+        "after the --answer if given",
+    )
+    check = tools.add_parser("check", help="how separable an intent is from its neighbours")
+    check.add_argument("name")
+    check.add_argument("--examples", help="candidate examples (one a line) not yet in data/")
+    check.add_argument("--folds", type=int, default=5)
+    check.add_argument("--json", action="store_true")
+
 
 def _sources(parser: argparse.ArgumentParser, desk: bool = True) -> None:
     if desk:
@@ -97,7 +129,11 @@ def main(args: argparse.Namespace, stdout: IO[str] = sys.stdout) -> int:
             if args.tool == "label":
                 return review_label(args, stdout)
             return review_story(args, stdout)
-        raise AssertionError(f"unknown command {args.command}")
+        from kefu.tools import intents
+
+        if args.tool == "add":
+            return intents.add_command(args, stdout)
+        return intents.check_command(args, stdout)
     except (DataError, ReviewError, PolicyError) as e:
         _say(f"{name}: {e}")
         return REFUSED

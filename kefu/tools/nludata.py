@@ -294,7 +294,7 @@ class TrainingData:
         if intent.startswith(FAQ_PREFIX):
             if not blocks:
                 raise DataError(f"no FAQ topic {intent[len(FAQ_PREFIX) :]} in policy/faq.yml")
-            return self._insert(blocks[0], _faq_item(text))
+            return self._insert(blocks[0], faq_item(text))
         line = annotate(text)
         if topic is not None:
             chosen = [b for b in blocks if b.path.stem == topic]
@@ -345,7 +345,7 @@ class TrainingData:
         _write(self.domain_file, lines)
 
 
-def _faq_item(text: str) -> str:
+def faq_item(text: str) -> str:
     # A YAML list item in a plain (non-block) context: quote what YAML would misread.
     if re.search(r"(^[-?:,\[\]{}#&*!|>'\"%@`])|(: )|( #)|(:$)", text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
