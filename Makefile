@@ -63,7 +63,7 @@ test-fast: $(MODEL) ## what needs no servers: lint, validate, unit, in-process a
 	@$(BIN)/pytest -q -m "not servers"
 
 screenshots: $(MODEL) ## refresh the README's page images in reports/pages/ (the browser tests, on purpose)
-	@KEFU_SCREENSHOTS=reports/pages $(BIN)/pytest -q tests/desk/test_pages.py
+	@KEFU_SCREENSHOTS=reports/pages $(BIN)/pytest -q tests/desk/test_pages.py tests/desk/test_review_page.py
 
 doctor: $(SETUP_STAMP) ## versions, runtime fixes, model, policy, ports, stores, Chromium: what is wrong
 	@$(BIN)/kefu doctor

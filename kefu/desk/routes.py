@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kefu.desk import handlers as h
+from kefu.desk import review
 
 STATIC = Path(__file__).parent / "static"
 
@@ -41,3 +42,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/agent/check", h.agent_check)
     r.add_get("/api/agent/phrases", h.agent_phrases)
     r.add_get("/api/agent/ws", h.agent_ws)
+    review.setup(r)  # /review, /api/review…, the agents' correction flag

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, List, NoReturn, Tuple
@@ -111,7 +112,10 @@ def _sources(parser: argparse.ArgumentParser, desk: bool = True) -> None:
         )
     parser.add_argument("--tracker", help="Rasa's tracker store URL (default: from --endpoints)")
     parser.add_argument(
-        "--endpoints", default="endpoints.yml", help="endpoints file naming the tracker store"
+        "--endpoints",
+        default=os.environ.get("KEFU_RASA_ENDPOINTS") or "endpoints.yml",
+        help="Rasa's endpoints file naming the tracker store (KEFU_RASA_ENDPOINTS, "
+        "default endpoints.yml; endpoints.scaled.yml for run-scaled)",
     )
 
 

@@ -34,7 +34,7 @@ import yaml
 
 from kefu.paths import ROOT
 from kefu.store.reviews import ReviewStore, StoredMessage
-from kefu.store.sql import open_database, store_url
+from kefu.store.sql import Database, open_database, store_url
 from kefu.tools.nludata import fold
 
 REASONS = ("fallback", "low_confidence", "bot_failure", "corrected")
@@ -369,10 +369,47 @@ async def collect(
     since: Optional[datetime] = None,
     reasons: Optional[Iterable[str]] = None,
     low_confidence: float = LOW_CONFIDENCE,
+    db: Optional[Database] = None,
 ) -> List[Item]:
-    """The inbox: grouped occurrences, most frequent first (then the most recent)."""
+    """The inbox: grouped occurrences, most frequent first (then the most recent).
+
+    `db`: the desk's open database (the desk passes its own); otherwise the one the
+    sources name is opened and closed here. The reading is async; the matching and
+    grouping run in a thread, off the event loop.
+    """
     wanted = set(reasons or REASONS)
     turns = await TrackerReader(sources.tracker_url).turns(since)
+    flagged = {t.conversation_id for t in turns if t.reasons(low_confidence)}
+    desk = DeskRows([], [], [])
+    if db is not None or _store_exists(sources.database_url):
+        store = ReviewStore(db or open_database(sources.database_url))
+        try:
+            desk = await desk_rows(store, since, flagged)
+        finally:
+            if db is None:
+                await store.close()
+    return await asyncio.to_thread(assemble, turns, desk, wanted, low_confidence)
+
+
+@dataclass
+class DeskRows:
+    failures: List[Dict[str, Any]]  # conversation_id, at
+    corrections: List[Any]  # kefu.store.reviews.Correction
+    visitor: List[StoredMessage]  # the visitor messages of every conversation involved
+
+
+async def desk_rows(store: ReviewStore, since: Optional[datetime], flagged: Set[str]) -> DeskRows:
+    failures = await store.handed_over_for("bot_failure", since)
+    corrections = await store.corrections(since)
+    involved = flagged | {f["conversation_id"] for f in failures}
+    involved |= {c.conversation_id for c in corrections}
+    visitor = await store.messages(sorted(involved), sender="visitor")
+    return DeskRows(failures, corrections, visitor)
+
+
+def assemble(
+    turns: Sequence[Turn], desk: DeskRows, wanted: Set[str], low_confidence: float
+) -> List[Item]:
     occurrences: Dict[Tuple[str, Any], Occurrence] = {}
     by_conversation: Dict[str, List[Turn]] = {}
     for turn in turns:
@@ -388,14 +425,30 @@ async def collect(
                 set(why),
                 event_id=turn.event_id,
             )
-
-    store = ReviewStore(open_database(sources.database_url))
-    try:
-        if _store_exists(sources.database_url):
-            await _desk_occurrences(store, since, by_conversation, occurrences)
-            await _number_messages(store, occurrences)
-    finally:
-        await store.close()
+    visitor: Dict[str, List[StoredMessage]] = {}
+    for message in desk.visitor:
+        visitor.setdefault(message.conversation_id, []).append(message)
+    for failure in desk.failures:
+        cid, at = failure["conversation_id"], failure["at"]
+        before = [m for m in visitor.get(cid, []) if m.created_at <= at]
+        if before:  # the message the bot failed on: the last one before the hand-over
+            _add(occurrences, before[-1], by_conversation.get(cid, []), "bot_failure")
+    for correction in desk.corrections:
+        stored = [m for m in visitor.get(correction.conversation_id, []) if m.seq == correction.seq]
+        message = (
+            stored[0]
+            if stored
+            else StoredMessage(
+                correction.conversation_id,
+                correction.seq,
+                "visitor",
+                correction.text,
+                correction.created_at,
+            )
+        )
+        turns_here = by_conversation.get(correction.conversation_id, [])
+        _add(occurrences, message, turns_here, "corrected", correction.intent)
+    _number(occurrences, visitor)
 
     items: Dict[str, Item] = {}
     for occurrence in occurrences.values():
@@ -417,7 +470,7 @@ def _match(turns: Sequence[Turn], text: str, at: datetime) -> Optional[Turn]:
     near = [
         t
         for t in turns
-        if fold(t.text) == key and -5.0 <= (t.at - at).total_seconds() <= MATCH_WINDOW_S
+        if -5.0 <= (t.at - at).total_seconds() <= MATCH_WINDOW_S and fold(t.text) == key
     ]
     return min(near, key=lambda t: abs((t.at - at).total_seconds())) if near else None
 
@@ -453,73 +506,41 @@ def _add(
         occurrence.intended = intended
 
 
-async def _desk_occurrences(
-    store: ReviewStore,
-    since: Optional[datetime],
-    turns: Dict[str, List[Turn]],
-    occurrences: Dict[Tuple[str, Any], Occurrence],
-) -> None:
-    failures = await store.handed_over_for("bot_failure", since)
-    visitor = await store.messages([f["conversation_id"] for f in failures], sender="visitor")
-    for failure in failures:
-        cid, at = failure["conversation_id"], failure["at"]
-        before = [m for m in visitor if m.conversation_id == cid and m.created_at <= at]
-        if before:  # the message the bot failed on: the last one before the hand-over
-            _add(occurrences, before[-1], turns.get(cid, []), "bot_failure")
-    for correction in await store.corrections(since):
-        message = StoredMessage(
-            correction.conversation_id,
-            correction.seq,
-            "visitor",
-            correction.text,
-            (
-                await store.message(correction.conversation_id, correction.seq) or correction
-            ).created_at,
-        )
-        _add(
-            occurrences,
-            message,
-            turns.get(correction.conversation_id, []),
-            "corrected",
-            correction.intent,
-        )
-
-
-async def _number_messages(
-    store: ReviewStore, occurrences: Dict[Tuple[str, Any], Occurrence]
+def _number(
+    occurrences: Dict[Tuple[str, Any], Occurrence], visitor: Dict[str, List[StoredMessage]]
 ) -> None:
     """The desk's message number of each tracker occurrence (for the page and the flag)."""
-    missing = [o for o in occurrences.values() if o.seq is None]
-    if not missing:
-        return
-    stored = await store.messages(sorted({o.conversation_id for o in missing}), "visitor")
-    by_conversation: Dict[str, List[StoredMessage]] = {}
-    for message in stored:
-        by_conversation.setdefault(message.conversation_id, []).append(message)
-    for occurrence in missing:
+    for occurrence in occurrences.values():
+        if occurrence.seq is not None:
+            continue
         key = fold(occurrence.text)
         candidates = [
             m
-            for m in by_conversation.get(occurrence.conversation_id, [])
-            if fold(m.text) == key
-            and -5.0 <= (occurrence.at - m.created_at).total_seconds() <= MATCH_WINDOW_S
+            for m in visitor.get(occurrence.conversation_id, [])
+            if -5.0 <= (occurrence.at - m.created_at).total_seconds() <= MATCH_WINDOW_S
+            and fold(m.text) == key
         ]
         if candidates:
             occurrence.seq = candidates[-1].seq
 
 
 async def context(
-    sources: Sources, conversation_id: str, seq: Optional[int], around: int = 4
+    sources: Sources,
+    conversation_id: str,
+    seq: Optional[int],
+    around: int = 4,
+    db: Optional[Database] = None,
 ) -> List[Dict[str, Any]]:
     """The messages around one occurrence: from the desk's store when it has the
     conversation, else from the tracker's user and bot events."""
-    store = ReviewStore(open_database(sources.database_url))
-    try:
-        messages = (
-            await store.messages([conversation_id]) if _store_exists(sources.database_url) else []
-        )
-    finally:
-        await store.close()
+    messages: List[StoredMessage] = []
+    if db is not None or _store_exists(sources.database_url):
+        store = ReviewStore(db or open_database(sources.database_url))
+        try:
+            messages = await store.messages([conversation_id])
+        finally:
+            if db is None:
+                await store.close()
     if messages:
         index = next((i for i, m in enumerate(messages) if m.seq == seq), len(messages) - 1)
         window = messages[max(0, index - around) : index + around + 1]
