@@ -261,3 +261,27 @@ def test_the_command_prints_json_lines_and_refuses_bad_options(tracker, sources,
 
 def test_reasons_are_the_contract():
     assert REASONS == ("fallback", "low_confidence", "bot_failure", "corrected")
+
+
+def test_a_shop_question_is_its_topic_with_the_lower_confidence():
+    from kefu.tools.review import prediction
+
+    parse = {
+        "intent": {"name": "faq", "confidence": 0.61},
+        "response_selector": {
+            "faq": {"response": {"intent_response_key": "faq/shipping_fee", "confidence": 0.41}}
+        },
+    }
+    assert prediction(parse) == ("faq/shipping_fee", 0.41)
+    parse["response_selector"]["faq"]["response"]["confidence"] = 0.9
+    assert prediction(parse) == ("faq/shipping_fee", 0.61)
+    assert prediction({"intent": {"name": "greet", "confidence": 0.9}}) == ("greet", 0.9)
+    fallback = {
+        "intent": {"name": "nlu_fallback", "confidence": 0.25},
+        "intent_ranking": [
+            {"name": "nlu_fallback", "confidence": 0.25},
+            {"name": "urge", "confidence": 0.2},
+        ],
+    }
+    assert prediction(fallback) == ("urge", 0.2)
+    assert prediction({}) == (None, None)
