@@ -25,7 +25,7 @@ from tests.desk.test_pages import SHOTS, no_script_ran, open_in_queue, wait
 from tests.desk.test_review import EVENTS
 from tests.processes import answers, free_port, start
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.servers]  # starts kefu's processes
 browser = test_pages.browser  # the same headless Chromium fixture
 ROOT = Path(__file__).resolve().parents[2]
 XSS = "<img src=x onerror=window.__xss=1>能用数字人民币吗"
