@@ -64,17 +64,18 @@ test-fast: $(MODEL) ## what needs no servers: lint, validate, unit, in-process a
 	@$(BIN)/pytest -q -m "not servers"
 
 screenshots: $(MODEL) ## refresh the README's page images in reports/pages/ (the browser tests, on purpose)
-	@KEFU_SCREENSHOTS=reports/pages $(BIN)/pytest -q tests/desk/test_pages.py tests/desk/test_widget.py
+	@KEFU_SCREENSHOTS=reports/pages $(BIN)/pytest -q tests/desk/test_pages.py tests/desk/test_widget.py tests/desk/test_review_page.py
 
 doctor: $(SETUP_STAMP) ## versions, runtime fixes, model, policy, ports, stores, Chromium: what is wrong
 	@$(BIN)/kefu doctor
 
-eval: $(MODEL) ## held-out NLU, hand-over judgement, FAQ topics, phrasing checker: reports/
+eval: $(MODEL) ## held-out NLU, hand-over judgement, FAQ topics, phrasing checker, changes since the committed reports: reports/
 	@status=0; \
 	$(PY) -m kefu.tools.evaluation nlu --model $(MODEL) --out reports/nlu || status=1; \
 	$(PY) -m kefu.tools.evaluation judgement --model $(MODEL) --out reports/judgement || status=1; \
 	$(PY) -m kefu.tools.evaluation faq --model $(MODEL) --out reports/faq || status=1; \
 	$(PY) -m kefu.tools.evaluation phrasing --out reports/phrasing || status=1; \
+	$(PY) -m kefu.tools.evaluation compare --out reports || status=1; \
 	exit $$status
 
 bench-nlu: $(SETUP_STAMP) ## 5-fold cross-validation on ../shared/datasets/smp2019-nlu (slow)

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kefu.desk import handlers as h
+from kefu.desk import review
 from kefu.desk.channels import wechat, wecom, widget
 
 STATIC = Path(__file__).parent / "static"
@@ -64,3 +65,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/supervisor/metrics", h.supervisor_metrics)
     r.add_get("/api/supervisor/distributions", h.supervisor_distributions)
     r.add_get("/api/supervisor/quality", h.supervisor_quality)
+    review.setup(r)  # /review, /api/review…, the agents' correction flag

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "write one JSON verdict per line",
     )
     tools.add_parser("lint", help="check every response, policy phrase and action text")
+    from kefu.tools import commands as developer_commands
+
+    developer_commands.register(commands)
     return parser
 
 
@@ -83,6 +86,10 @@ def main(argv: List[str] | None = None) -> int:
             from kefu.stack.runner import run
 
             return run(supervise=args.command == "run-scaled")
+        if args.command in ("review", "intent"):
+            from kefu.tools import commands as developer_commands
+
+            return developer_commands.main(args)
         if args.command == "doctor":
             from kefu.stack import doctor
 

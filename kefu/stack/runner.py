@@ -243,6 +243,7 @@ def scaled_services(rasa_token: str, replicas: int = 2, offset: int = 0) -> List
     ]
     desk_env = {
         **env,
+        "KEFU_RASA_ENDPOINTS": "endpoints.scaled.yml",  # the review page reads its trackers
         "KEFU_RASA_URL": ",".join(f"http://{HOST}:{p}" for p in rasa),
         "KEFU_ACTION_SERVER_URL": ",".join(f"http://{HOST}:{p}" for p in actions),
         # The front is a proxy on loopback: the desks believe its X-Forwarded-For.

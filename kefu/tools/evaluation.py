@@ -602,6 +602,8 @@ def main(argv: List[str] | None = None) -> int:
     tone.add_argument("--out", type=Path, default=ROOT / "reports" / "tone_cv")
     tone.add_argument("--repeats", type=int, default=3, help="shuffles of the 5-fold run")
     tone.add_argument("--fpr", type=float, default=0.02, help="false-positive rate to keep within")
+    compare = commands.add_parser("compare", help="what changed since the committed reports")
+    compare.add_argument("--out", type=Path, default=ROOT / "reports")
     smp = commands.add_parser("smp2019", help="5-fold CV on SMP-2019")
     smp.add_argument("--out", type=Path, default=ROOT / "reports" / "smp2019")
     args = parser.parse_args(argv)
@@ -615,6 +617,8 @@ def main(argv: List[str] | None = None) -> int:
         return run_faq_eval(args.model.resolve(), args.out)
     if args.command == "tone-cv":
         return run_tone_cv(args.out, args.repeats, args.fpr)
+    if args.command == "compare":
+        return run_compare(args.out)
     return run_smp_cv(args.out)
 
 
@@ -633,6 +637,15 @@ def run_faq_eval(model: Path, out: Path) -> int:
     _, failed = evaluation_faq.run(model, out)
     print((out / "summary.md").read_text(encoding="utf-8").split("\n| topic")[0])
     return failed
+
+
+def run_compare(out: Path) -> int:
+    from kefu.tools import evaluation_compare
+
+    figures, text = evaluation_compare.run(out)
+    print(text.split("\n## ")[0].rstrip())
+    print(f"eval: changes in {out / 'changes.md'}, {out / 'nlu' / 'biggest_confusions.png'}")
+    return 0
 
 
 def run_tone_cv(out: Path, repeats: int, fpr: float) -> int:
