@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 from aiohttp import web
 
-from kefu.desk.handlers import _agent, _conversation, _int
+from kefu.desk.handlers import _agent, _conversation, _int, _supervisor
 from kefu.desk.inputs import BadInput, json_body, visible
 from kefu.desk.keys import CONFIG, DESK
 from kefu.paths import ROOT
@@ -53,7 +53,7 @@ async def page(request: web.Request) -> web.FileResponse:
 
 
 async def listing(request: web.Request) -> web.Response:
-    await _agent(request)
+    await _supervisor(request)
     reason = request.query.get("reason") or None
     if reason is not None and reason not in review.REASONS:
         raise BadInput(422, "invalid_reason", f"reason 应为 {' / '.join(review.REASONS)} 之一。")
@@ -79,14 +79,14 @@ async def listing(request: web.Request) -> web.Response:
 
 
 async def intents(request: web.Request) -> web.Response:
-    await _agent(request)
+    await _supervisor(request)
     known = await asyncio.to_thread(TrainingData(ROOT).known_intents)
     return web.json_response({"intents": known})
 
 
 async def label(request: web.Request) -> web.Response:
     """Adds a reviewed message to the training data, as `kefu review label` does."""
-    await _agent(request)
+    await _supervisor(request)
     body = await json_body(request)
     text, intent = body.get("text"), body.get("intent")
     if not isinstance(text, str) or not isinstance(intent, str) or not intent:

@@ -105,7 +105,7 @@ async def a_chat(desk, tracker, texts):
     return conversation, said
 
 
-async def test_the_review_list_needs_an_agent_and_shows_the_conversation(desk, tracker):
+async def test_the_review_list_needs_a_supervisor_and_shows_the_conversation(desk, tracker):
     conversation, said = await a_chat(
         desk,
         tracker,
@@ -118,6 +118,22 @@ async def test_the_review_list_needs_an_agent_and_shows_the_conversation(desk, t
     )
     assert (await desk.get("/api/review")).status == 401
     headers = await login(desk)
+    # The inbox and labelling are for supervisors; an agent may only flag.
+    created = await desk.post(
+        "/api/supervisor/agents",
+        json={"username": "xiaowang", "password": "xiaowang-pass", "role": "agent"},
+        headers=headers,
+    )
+    assert created.status == 201
+    response = await desk.post(
+        "/api/agent/login", json={"username": "xiaowang", "password": "xiaowang-pass"}
+    )
+    agent = {"Authorization": f"Bearer {(await response.json())['token']}"}
+    assert (await desk.get("/api/review", headers=agent)).status == 403
+    refused = await desk.post(
+        "/api/review/label", json={"text": "x", "intent": "greet"}, headers=agent
+    )
+    assert refused.status == 403
     response = await desk.get("/api/review", headers=headers)
     assert response.status == 200
     body = await response.json()
