@@ -180,6 +180,7 @@
   async function open(id) {
     if (current !== id) seen = new Set();
     current = id;
+    $("detail").dataset.conversationId = id;  // what review-flag.js flags messages of
     const c = await D.api("/api/agent/conversations/" + id);
     currentItem = c;
     if (unread[id]) { delete unread[id]; saveUnread(); render(); updateTitle(); }
