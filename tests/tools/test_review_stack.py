@@ -88,8 +88,16 @@ def test_a_fallback_in_a_real_chat_is_reviewed_labelled_and_becomes_a_story(stac
     assert isinstance(item["predicted"], str) and 0 <= item["confidence"] <= 1
     assert item["last_seen"].startswith("20")
 
-    by_reason = kefu("review", "list", "--json", "--reason", "fallback", env=stack_env(stack))
-    assert gibberish in by_reason.stdout
+    # Which of the two it is depends on the trained model (a fresh training may give the
+    # gibberish a weak guess instead of the fallback); the filter must find it under one.
+    found = {
+        reason: gibberish
+        in kefu("review", "list", "--json", "--reason", reason, env=stack_env(stack)).stdout
+        for reason in ("fallback", "low_confidence")
+    }
+    assert any(found.values()), found
+    corrected = kefu("review", "list", "--json", "--reason", "corrected", env=stack_env(stack))
+    assert gibberish not in corrected.stdout
     later = kefu("review", "list", "--json", "--since", "2999-01-01", env=stack_env(stack))
     assert later.returncode == 0 and later.stdout == ""
 
