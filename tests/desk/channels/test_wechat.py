@@ -102,7 +102,8 @@ async def test_a_slow_bot_answers_success_then_through_the_api(
     openid = "oKefu_slow_bot_user_0002"
     started = time.monotonic()
     status, body = await call(desk, caller, text_message(openid, ACCOUNT, "你好", 2001))
-    assert (status, body) == (200, "success") and time.monotonic() - started < 4.5  # WeChat waits 5 s
+    # WeChat waits 5 s for an answer.
+    assert (status, body) == (200, "success") and time.monotonic() - started < 4.5
     hub = desk.server.app[CHANNELS]
     # The turn and its sending run after the answer: wait for the bot's words to be stored
     # and sent (on a busy machine the turn may not have started when the answer came).
