@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import aiohttp
@@ -71,8 +70,10 @@ def stack_env(stack) -> dict:
 
 
 def test_a_fallback_in_a_real_chat_is_reviewed_labelled_and_becomes_a_story(stack, tmp_path):
-    marker = uuid.uuid4().hex[:6]
-    gibberish = f"zqx{marker} 呜噜呜噜 blorp"
+    # Fixed nonsense, no random marker: a marker's letters and digits swayed the model
+    # (digits read as an order id → inform 0.77; 3q-like letters → thank 0.55). The stack
+    # is this session's own, so the text is this test's alone.
+    gibberish = "咕叽咕叽 呜噜呜噜 嘀嗒嘀嗒"
     cid, bodies = asyncio.run(chat(stack.desk, "你好", gibberish, "在吗在吗"))
     assert bodies[1]["replies"], "the bot answers a message it does not understand"
 
