@@ -132,13 +132,18 @@ class Reader:
         spans = sentences(folded)
         found: List[Evidence] = []
         near_misses = set()
+        takebacks = [self._takebacks(folded[s:e]) for s, e in spans]
         for index, (start, end) in enumerate(spans):
             sentence = folded[start:end]
             previous = folded[spans[index - 1][0] : spans[index - 1][1]] if index else ""
+            after = takebacks[index + 1] if index + 1 < len(spans) else []
             for lexicon in self.risk.reasons.values():
                 if any(p.search(sentence) for p in lexicon.unless):
                     near_misses.add(lexicon.code)
                 for s, e, how in self._matches(lexicon, sentence, previous):
+                    if _taken_back(lexicon.code, e, takebacks[index], after):
+                        near_misses.add(lexicon.code)  # 开玩笑的 / 后来处理得挺好
+                        continue
                     found.append(
                         Evidence(
                             reason=lexicon.code,
@@ -154,6 +159,16 @@ class Reader:
         # A sentence the classifier read as a reason the words explain away is not evidence.
         found += [e for e in classifier if e.reason not in lifted]
         return Reading(tuple(_first_per_sentence(found)), lifted)
+
+    def _takebacks(self, sentence: str) -> List[Tuple[int, Tuple[str, ...]]]:
+        """Where in a sentence words take back what came before them, and for which
+        reasons (`settled` in policy/risk.yml)."""
+        return [
+            (m.start(), group.reasons)
+            for group in self.risk.settled
+            for p in group.patterns
+            for m in p.finditer(sentence)
+        ]
 
     def _matches(
         self, lexicon: RiskLexicon, sentence: str, previous: str
@@ -215,6 +230,19 @@ class Reader:
         before = sentence[c0 : span[0]]
         after = sentence[span[1] : c1]
         return bool(self.risk.before.search(before) or self.risk.after.search(after))
+
+
+def _taken_back(
+    code: str,
+    end: int,
+    here: Sequence[Tuple[int, Tuple[str, ...]]],
+    next_sentence: Sequence[Tuple[int, Tuple[str, ...]]],
+) -> bool:
+    """Words of `code` ending at `end` are taken back by words after them in the same
+    sentence, or anywhere in the next one."""
+    return any(code in codes and at >= end for at, codes in here) or any(
+        code in codes for _, codes in next_sentence
+    )
 
 
 def _first_per_sentence(found: Iterable[Evidence]) -> List[Evidence]:

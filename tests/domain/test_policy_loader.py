@@ -241,3 +241,10 @@ def test_tone_model_settings_are_checked(policy_copy, old, new, message):
         load_policy(policy_copy)
     assert message in str(error.value)
     assert error.value.line is not None and abs(error.value.line - line) <= 3
+
+
+def test_settling_words_must_name_known_reasons(policy_copy):
+    old = "reasons: [legal_media, supervisor, compensation]"
+    line = edit_file(policy_copy, "risk.yml", old, "reasons: [legal, anger]")
+    with pytest.raises(PolicyError, match=rf"risk\.yml:{line}: settled\[0\]\.reasons"):
+        load_policy(policy_copy)

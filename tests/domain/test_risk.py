@@ -78,6 +78,37 @@ def test_near_misses_are_not_read_as_risk(reader, text):
     assert reasons(reader, text) == ()
 
 
+@pytest.mark.parametrize(
+    "text, lifted",
+    [
+        # a matter from the past, settled: words before the settling words are taken back
+        ("上次那个12315的事已经解决了哈 这次想问有没有满减券", "legal_media"),
+        ("我是去年打过12315的那个顾客，后来你们处理得挺好，所以这次又来买", "legal_media"),
+        ("上个月那个鼓包的充电宝你们已经给我换了新的，新的用着很好。", "safety"),
+        # a joke owned up to, in the same sentence or the next one
+        ("老公说穿坏了就找你们老板赔他一双，开玩笑的，再来一双44的", "supervisor"),
+        ("法院的传票能放你们的快递柜吗？开个玩笑。自提码多久失效", "legal_media"),
+    ],
+)
+def test_words_taken_back_by_what_follows_do_not_count(reader, text, lifted):
+    reading = reader.read(text)
+    assert reading.reasons == () and lifted in reading.lifted
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # what comes after the settling words still counts
+        ("充电宝鼓包你们已经给我换了新的，结果新的也鼓包了", "safety"),
+        # the joke is the shop's, asked about, not the visitor's own
+        ("我要打12315。你们是在开玩笑吗", "legal_media"),
+        ("上次的事解决了吗？我要打12315", "legal_media"),
+    ],
+)
+def test_settling_words_do_not_take_back_what_follows_them(reader, text, reason):
+    assert reason in reasons(reader, text)
+
+
 def test_safety_comes_first_and_evidence_points_into_the_text(reader, policy):
     text = "你们这什么破店！我要投诉到12315！孩子用了你们的护手霜，手上起了一片红疹"
     reading = reader.read(text)

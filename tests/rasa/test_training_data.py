@@ -38,7 +38,7 @@ CONTRACT_INTENTS = {
 
 def training_examples():
     return [
-        e for path in sorted((ROOT / "data" / "nlu").glob("*.yml")) for e in load_examples(path)
+        e for path in sorted((ROOT / "data" / "nlu").rglob("*.yml")) for e in load_examples(path)
     ]
 
 
@@ -70,6 +70,27 @@ def test_held_out_split_never_enters_training():
     held_out = [e.text for e in load_examples(HELD_OUT)]
     assert [t for t in held_out if t in train] == []
     assert len(held_out) >= 10 * len(CONTRACT_INTENTS)
+
+
+def test_sealed_splits_never_enter_training():
+    """The judgement and FAQ splits nothing is tuned on stay out of data/nlu/ (the chats
+    generated from dev splits included) and out of policy/faq.yml."""
+    train = {" ".join(e.text.split()) for e in training_examples()}
+    faq = yaml.safe_load((ROOT / "policy" / "faq.yml").read_text(encoding="utf-8"))
+    train |= {" ".join(str(q).split()) for t in faq["topics"].values() for q in t["examples"]}
+    sealed = [
+        m["text"]
+        for path in sorted((ROOT / "tests" / "judgement" / "sealed").glob("messages*.yml"))
+        for m in yaml.safe_load(path.read_text(encoding="utf-8"))["messages"]
+    ]
+    sealed += [
+        q["text"]
+        for q in yaml.safe_load(
+            (ROOT / "tests" / "faq" / "sealed_questions.yml").read_text(encoding="utf-8")
+        )["questions"]
+    ]
+    assert len(sealed) > 300
+    assert [t for t in sealed if " ".join(t.split()) in train] == []
 
 
 def test_held_out_covers_every_intent():

@@ -179,6 +179,15 @@ class RiskLexicon:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """Words that take back what came before them (开玩笑的, 后来处理得挺好)."""
+
+    id: str
+    reasons: Tuple[str, ...]
+    patterns: Tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
 class Risk:
     separators: str
     masks: str
@@ -186,6 +195,7 @@ class Risk:
     after: re.Pattern[str]
     clause: re.Pattern[str]
     reasons: Dict[str, RiskLexicon]
+    settled: Tuple[Settled, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -769,6 +779,23 @@ def _risk(src: Source, root: dict) -> Risk:
         if bool(lexicon.targeted) != bool(lexicon.targets):
             raise src.error(key, "`targeted` and `targets` go together")
         reasons[str(code)] = lexicon
+    settled = []
+    for i, group in enumerate(root.get("settled") or []):
+        where = ("settled", i)
+        group = _mapping(src, where, group)
+        codes = _strings(src, group, where, "reasons")
+        unknown = [c for c in codes if c not in reasons]
+        if not codes or unknown:
+            raise src.error(where + ("reasons",), f"needs reason codes of `reasons`: {unknown}")
+        settled.append(
+            Settled(
+                id=_text(src, group, where, "id"),
+                reasons=codes,
+                patterns=_regexes(src, group, where, "patterns"),
+            )
+        )
+        if not settled[-1].patterns:
+            raise src.error(where, "needs `patterns`")
     return Risk(
         separators=str(root.get("separators") or ""),
         masks=str(root.get("masks") or ""),
@@ -776,6 +803,7 @@ def _risk(src: Source, root: dict) -> Risk:
         after=_regex(src, ("hypothetical", "after"), hypothetical.get("after")),
         clause=_regex(src, ("hypothetical", "clause"), hypothetical.get("clause")),
         reasons=reasons,
+        settled=tuple(settled),
     )
 
 
@@ -786,6 +814,7 @@ __all__ = [
     "Risk",
     "FaqTopic",
     "RiskLexicon",
+    "Settled",
     "WeakCue",
     "Service",
     "Tone",
