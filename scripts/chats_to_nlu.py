@@ -5,13 +5,13 @@
 Reads tests/judgement/dev/messages*.yml (first messages with their intent) and
 tests/faq/dev_questions*.yml (shop questions with their FAQ topic) and writes
 data/nlu/chats/visitors.yml and data/nlu/chats/shop_questions.yml: buyers' own long,
-misspelt, 繁體 and slang wording, which the hand-written examples lack. Only dev
-splits are trained on. Messages labelled `faq` without a
-topic get the topic a trained model's selector gives them (skipped without a model).
-Texts already in data/nlu or policy/faq.yml, or labelled two ways, are left out so
-`rasa data validate --fail-on-warnings` stays clean; so are texts that also appear in a
-held-out or sealed split (compared, never trained on), so those stay unseen. `--exclude FILE` leaves a dev file
-out (to measure on it as unseen text first).
+misspelt, 繁體 and slang wording, which the hand-written examples lack. Only dev splits
+are trained on. Messages labelled `faq` without a topic get the topic a trained model's
+selector gives them (skipped without a model). Texts already in data/nlu or
+policy/faq.yml, or labelled two ways, are left out so `rasa data validate
+--fail-on-warnings` stays clean; so are texts that also appear in a held-out or sealed
+split (compared, never trained on), so those stay unseen. `--exclude FILE` leaves a dev
+file out (to measure on it as unseen text first).
 """
 
 from __future__ import annotations
