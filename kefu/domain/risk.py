@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kefu.domain.policy.loader import Risk, RiskLexicon
+from kefu.domain.policy.loader import Risk, RiskLexicon, StoryWords
 from kefu.domain.script import normalise
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n…]+|\s{2,}|(?<=[~～])")
@@ -230,6 +230,23 @@ class Reader:
         before = sentence[c0 : span[0]]
         after = sentence[span[1] : c1]
         return bool(self.risk.before.search(before) or self.risk.after.search(after))
+
+
+def outweighed(reading: Reading, intent: Dict[str, Any], story: Optional[StoryWords]) -> Reading:
+    """The reading without the words the classifier outweighs: when it reads the whole
+    message, confidently, as a shop question, thanks or praise, a reason's words are part
+    of a story (我舅舅当了三十年律师……这套文房四宝适合送他吗), not a demand. The words of
+    `story.always` reasons (safety) always count; dropped reasons are `lifted`."""
+    if story is None or str(intent.get("name") or "") not in story.intents:
+        return reading
+    if float(intent.get("confidence") or 0.0) < story.confidence:
+        return reading
+    kept = tuple(e for e in reading.evidence if e.how == "classifier" or e.reason in story.always)
+    if len(kept) == len(reading.evidence):
+        return reading
+    dropped = {e.reason for e in reading.evidence if e not in kept}
+    lifted = set(reading.lifted) | (dropped - {e.reason for e in kept})
+    return Reading(kept, tuple(sorted(lifted)))
 
 
 def _taken_back(

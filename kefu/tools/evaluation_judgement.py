@@ -84,8 +84,8 @@ def reparse(parse: Dict[str, Any], policy: Policy, reader: risk.Reader) -> Dict[
     classifier = risk.from_classifier(
         parse.get("sentence_intents") or [], reasons, sentence_confidence(), original=text
     )
-    reading = reader.read(text, classifier)
     original = parse.get("intent_classifier") or parse.get("intent") or {}
+    reading = risk.outweighed(reader.read(text, classifier), original, policy.escalation.story)
     chosen = risk.revised_intent(
         original,
         parse.get("intent_ranking") or [],

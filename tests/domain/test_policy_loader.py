@@ -248,3 +248,20 @@ def test_settling_words_must_name_known_reasons(policy_copy):
     line = edit_file(policy_copy, "risk.yml", old, "reasons: [legal, anger]")
     with pytest.raises(PolicyError, match=rf"risk\.yml:{line}: settled\[0\]\.reasons"):
         load_policy(policy_copy)
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("always: [safety]", "always: [danger]", r"story_words\.always"),
+        (
+            "intents: [faq, out_of_scope,",
+            "intents: [threaten, out_of_scope,",
+            r"story_words\.intents",
+        ),
+    ],
+)
+def test_story_words_are_checked(policy_copy, old, new, message):
+    line = edit_file(policy_copy, "escalation.yml", old, new)
+    with pytest.raises(PolicyError, match=rf"escalation\.yml:{line}: {message}"):
+        load_policy(policy_copy)

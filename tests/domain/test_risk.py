@@ -109,6 +109,27 @@ def test_settling_words_do_not_take_back_what_follows_them(reader, text, reason)
     assert reason in reasons(reader, text)
 
 
+def test_words_in_a_story_are_outweighed_by_a_confident_shop_question(reader, policy):
+    story = policy.escalation.story
+    text = "我舅舅当了三十年律师，下个月生日，这套文房四宝适合送他吗"
+    reading = reader.read(text)
+    assert reading.reasons == ("legal_media",)
+    shop_question = {"name": "faq", "confidence": 0.82}
+    outweighed = risk.outweighed(reading, shop_question, story)
+    assert outweighed.reasons == () and "legal_media" in outweighed.lifted
+    # a doubtful reading of the whole, or an intent that can carry a threat: the words count
+    assert risk.outweighed(reading, {"name": "faq", "confidence": 0.3}, story) is reading
+    assert risk.outweighed(reading, {"name": "complain", "confidence": 0.9}, story) is reading
+
+
+def test_safety_words_count_whatever_the_classifier_reads(reader, policy):
+    text = "用了一次充电器就冒烟了，这款还有别的颜色吗"
+    reading = risk.outweighed(
+        reader.read(text), {"name": "faq", "confidence": 0.95}, policy.escalation.story
+    )
+    assert "safety" in reading.reasons
+
+
 def test_safety_comes_first_and_evidence_points_into_the_text(reader, policy):
     text = "你们这什么破店！我要投诉到12315！孩子用了你们的护手霜，手上起了一片红疹"
     reading = reader.read(text)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kefu.domain.policy.yaml_source import PathKey, PolicyError, Source
@@ -179,6 +179,13 @@ class RiskLexicon:
 
 
 @dataclass(frozen=True)
+class StoryWords:
+    intents: Tuple[str, ...]
+    confidence: float
+    always: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Settled:
     """Words that take back what came before them (开玩笑的, 后来处理得挺好)."""
 
@@ -232,6 +239,9 @@ class Escalation:
     # An escalation intent with no words behind it (policy/risk.yml found none)
     # hands over only from this classifier confidence on.
     intent_min_confidence: float = 0.0
+    # Words of a reason in a message the classifier confidently reads as a shop question,
+    # thanks or praise are a story, not a demand (`story_words`); safety always counts.
+    story: Optional[StoryWords] = None
     # Who takes a queued conversation: `auto` (the desk assigns it) or `manual`.
     assignment: str = "auto"
     # An assigned conversation nobody answered this long goes to the next agent.
@@ -601,9 +611,30 @@ def _escalation(src: Source, root: dict, phrases: Dict[str, Phrase]) -> Escalati
             src, root.get("queue") or {}, ("queue",), "agent_online_seconds", 5, 3600, 90
         ),
         intent_min_confidence=_number(src, root, (), "intent_min_confidence", 0, 1, 0.0),
+        story=_story_words(src, root, reasons),
         assignment=_assignment(src, root),
         reassign_after_s=_number(src, root, (), "reassign_after_s", 5, 86400, 120),
         first_response_s=_first_response(src, root),
+    )
+
+
+def _story_words(src: Source, root: dict, reasons: Dict[str, Reason]) -> Optional[StoryWords]:
+    if root.get("story_words") is None:
+        return None
+    key: PathKey = ("story_words",)
+    entry = _mapping(src, key, root.get("story_words"))
+    always = _strings(src, entry, key, "always")
+    unknown = [code for code in always if code not in reasons]
+    if unknown:
+        raise src.error(key + ("always",), f"unknown reason code(s): {', '.join(unknown)}")
+    intents = _strings(src, entry, key, "intents")
+    escalating = [i for i in intents for r in reasons.values() if i in r.intents]
+    if not intents or escalating:
+        raise src.error(key + ("intents",), f"needs non-escalation intents: {escalating}")
+    return StoryWords(
+        intents=intents,
+        confidence=_number(src, entry, key, "confidence", 0, 1, 0.5),
+        always=always,
     )
 
 
@@ -815,6 +846,7 @@ __all__ = [
     "FaqTopic",
     "RiskLexicon",
     "Settled",
+    "StoryWords",
     "WeakCue",
     "Service",
     "Tone",

@@ -10,6 +10,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from kefu.domain import risk
 from kefu.domain.policy import load_policy
+from kefu.domain.policy.loader import StoryWords
 from kefu.rasa.nlu.annotator import MessageAnnotator
 from kefu.rasa.nlu.linear_intent_classifier import SENTENCE_INTENTS
 from kefu.rasa.nlu.script_normalizer import ORIGINAL_TEXT
@@ -47,12 +48,14 @@ class RiskScanner(MessageAnnotator):
         reasons: Dict[str, str],
         priorities: Dict[str, int] | None = None,
         intent_min_confidence: float = 0.0,
+        story: StoryWords | None = None,
     ):
         self.min_confidence = float(config["sentence_confidence"])
         self.reader = reader
         self.reason_of_intent = reasons
         self.priority = priorities or {}
         self.intent_min_confidence = intent_min_confidence
+        self.story = story
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> RiskScanner:
@@ -69,6 +72,7 @@ class RiskScanner(MessageAnnotator):
             reasons,
             priorities,
             policy.escalation.intent_min_confidence,
+            policy.escalation.story,
         )
 
     def annotate(self, message: Message) -> None:
@@ -79,7 +83,9 @@ class RiskScanner(MessageAnnotator):
             self.min_confidence,
             original=text,
         )
-        reading = self.reader.read(text, classifier)
+        reading = risk.outweighed(
+            self.reader.read(text, classifier), message.get(INTENT) or {}, self.story
+        )
         message.set(RISK, reading.as_dict(), add_to_output=True)
         self._revise_intent(message, reading)
 
