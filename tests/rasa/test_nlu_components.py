@@ -121,6 +121,19 @@ def test_pattern_entities_come_only_from_the_regex_extractor():
     ]
 
 
+def test_an_id_typed_in_groups_survives_diet_guessing_the_same_span(context):
+    """DIET, trained on annotated real chats, tags 2023 1125 0012 3456 itself; its guess
+    is dropped, and the id the pattern code reads from the text must take its place."""
+    storage, resource, execution = context
+    component = EntityReconciler.create({}, storage, resource, execution)
+    text = "帮我查一下订单 2023 1125 0012 3456"
+    message = Message({TEXT: text, "entities": [diet("order_id", 8, 27, text)]})
+    [message] = component.process([message])
+    assert [(e["entity"], e["value"]) for e in message.get("entities")] == [
+        ("order_id", "2023112500123456")
+    ]
+
+
 def test_reconciler_component_sets_entities(context):
     storage, resource, execution = context
     component = EntityReconciler.create({}, storage, resource, execution)

@@ -54,7 +54,13 @@ def with_grouped_order_ids(entities: List[Dict[str, Any]], text: str) -> List[Di
         if e.get("entity") == "order_id" and e.get("extractor") == REGEX_EXTRACTOR:
             e = {**e, "value": order_ids.find(str(e.get("value") or "")) or e.get("value")}
         out.append(e)
-    known = {(e["start"], e["end"]) for e in out if e.get("entity") == "order_id"}
+    # Only a pattern's match counts as known: DIET's guess of the same span is dropped
+    # by `reconcile`, so it must not stop the pattern-made entity from being added.
+    known = {
+        (e["start"], e["end"])
+        for e in out
+        if e.get("entity") == "order_id" and e.get("extractor") == REGEX_EXTRACTOR
+    }
     for value, start, end in order_ids.find_all(text):
         if (start, end) not in known:
             out.append(
