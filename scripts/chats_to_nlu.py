@@ -45,13 +45,9 @@ HEADER = {
 def held_out_texts() -> set:
     """Texts of the held-out and sealed splits: a dev text that is also one of them is
     left out, so those splits stay unseen (only compared, never used)."""
-    texts = set()
-    for path in [ROOT / "tests" / "nlu" / "test_nlu.yml"]:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for block in data.get("nlu") or []:
-            for line in str(block.get("examples") or "").splitlines():
-                if line.strip().startswith("- "):
-                    texts.add(_words(_plain(line.strip()[2:])))
+    from kefu.tools.evaluation import HELD_OUT, load_examples
+
+    texts = {_words(e.text) for e in load_examples(HELD_OUT)}
     for path in sorted((ROOT / "tests" / "judgement" / "sealed").glob("messages*.yml")):
         for m in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("messages") or []:
             texts.add(_words(str(m["text"])))
@@ -66,19 +62,16 @@ def _words(text: str) -> str:
 
 
 def known_texts() -> set:
+    """Texts already taught by hand: data/nlu/*.yml (not the generated chats/) and the
+    FAQ's examples."""
+    from kefu.domain.policy import load_policy
+    from kefu.tools.evaluation import load_examples
+
     seen = set()
     for path in (ROOT / "data" / "nlu").glob("*.yml"):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for block in data.get("nlu") or []:
-            for line in str(block.get("examples") or "").splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    seen.add(_plain(line[2:]))
-    faq = yaml.safe_load((ROOT / "policy" / "faq.yml").read_text(encoding="utf-8")) or {}
-    topics = faq.get("topics") or {}
-    for topic in topics.values() if isinstance(topics, dict) else topics:
-        for text in (topic or {}).get("examples") or []:
-            seen.add(_plain(str(text)))
+        seen.update(e.text.strip() for e in load_examples(path))
+    for topic in load_policy().faq.values():
+        seen.update(_plain(text) for text in topic.examples)
     return seen
 
 

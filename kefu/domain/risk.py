@@ -344,3 +344,53 @@ def revised_intent(
         if other.get("name") not in reason_of_intent and other.get("name") != current:
             return {"name": other["name"], "confidence": float(other.get("confidence") or 0.0)}
     return {"name": "nlu_fallback", "confidence": float(intent.get("confidence") or 0.0)}
+
+
+@dataclass(frozen=True)
+class MessageJudge:
+    """The whole chain for one parse, in one place: the classifier's sentence readings,
+    the words (`Reader.read`), what the classifier outweighs (`outweighed`) and the
+    intent revised by what the words showed (`revised_intent`). The RiskScanner runs it
+    on every message; `make eval` runs it again on stored parses when only the policy
+    files changed."""
+
+    reader: Reader
+    reason_of_intent: Dict[str, str]
+    priority: Dict[str, int]
+    sentence_confidence: float
+    intent_min_confidence: float
+    story: Optional[StoryWords]
+
+    @classmethod
+    def for_policy(cls, policy: Any, sentence_confidence: float) -> "MessageJudge":
+        reasons = policy.escalation.reasons
+        return cls(
+            Reader(policy.risk),
+            {intent: code for code, r in reasons.items() for intent in r.intents},
+            {code: r.priority for code, r in reasons.items()},
+            sentence_confidence,
+            policy.escalation.intent_min_confidence,
+            policy.escalation.story,
+        )
+
+    def judge(
+        self,
+        text: str,
+        intent: Dict[str, Any],
+        ranking: Sequence[Dict[str, Any]],
+        sentence_intents: Sequence[Dict[str, Any]],
+    ) -> Tuple[Reading, Optional[Dict[str, Any]]]:
+        """The reading and the revised intent (None: the classifier's stays)."""
+        classifier = from_classifier(
+            sentence_intents, self.reason_of_intent, self.sentence_confidence, original=text
+        )
+        reading = outweighed(self.reader.read(text, classifier), intent, self.story)
+        chosen = revised_intent(
+            intent,
+            ranking,
+            reading,
+            self.reason_of_intent,
+            self.priority,
+            self.intent_min_confidence,
+        )
+        return reading, chosen

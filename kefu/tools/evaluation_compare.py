@@ -21,6 +21,9 @@ from kefu.paths import ROOT
 
 REGRESSION = "▼ regression"
 IMPROVED = "▲"
+# A figure measured on a different number of items (a dev split that grew) is not
+# compared: its change says nothing about the model.
+RESIZED = "split resized"
 TOLERANCE = 0.0005  # rounding noise of the reports (4 decimals)
 Reader = Callable[[str], Optional[str]]
 
@@ -83,6 +86,9 @@ class Figure:
             return "gone"
         if self.before is None:
             return "new"
+        if self.support is not None and None not in self.support:
+            if self.support[0] != self.support[1]:
+                return RESIZED
         change = self.change or 0.0
         if abs(change) <= TOLERANCE:
             return ""
@@ -160,6 +166,12 @@ def _int(value: Optional[float]) -> Optional[int]:
     return None if value is None else int(value)
 
 
+def _sizes(old: Any, new: Any, part: str, key: str) -> Tuple[Optional[int], Optional[int]]:
+    """How many items a figure was measured on, before and after."""
+    return (_int(_get(old, part, key)), _int(_get(new, part, key)))
+
+
+SIZE_OF = {"single_messages": "messages", "conversations": "conversations"}
 JUDGEMENT = (
     (("single_messages", "recall"), "messages: recall", True),
     (("single_messages", "precision"), "messages: precision", True),
@@ -190,6 +202,7 @@ def escalation_figures(before: Reader, after: Reader) -> List[Figure]:
                     _get(old.get(split), *path),
                     _get(new.get(split), *path),
                     higher,
+                    _sizes(old.get(split), new.get(split), path[0], SIZE_OF[path[0]]),
                 )
             )
     old_f = _json(before, "reports/faq/summary.json") or {}
@@ -203,6 +216,7 @@ def escalation_figures(before: Reader, after: Reader) -> List[Figure]:
                     _get(old_f.get(split), *key),
                     _get(new_f.get(split), *key),
                     higher,
+                    _sizes(old_f, new_f, split, "questions"),
                 )
             )
     return figures
@@ -212,13 +226,20 @@ def checker_figures(before: Reader, after: Reader) -> List[Figure]:
     old = _json(before, "reports/phrasing/summary.json") or {}
     new = _json(after, "reports/phrasing/summary.json") or {}
     figures = [
-        Figure("phrasing checker (labelled)", "recall", _get(old, "recall"), _get(new, "recall")),
+        Figure(
+            "phrasing checker (labelled)",
+            "recall",
+            _get(old, "recall"),
+            _get(new, "recall"),
+            support=(_int(_get(old, "labelled_texts")), _int(_get(new, "labelled_texts"))),
+        ),
         Figure(
             "phrasing checker (labelled)",
             "false-positive rate",
             _get(old, "false_positive_rate"),
             _get(new, "false_positive_rate"),
             False,
+            (_int(_get(old, "labelled_texts")), _int(_get(new, "labelled_texts"))),
         ),
     ]
     splits = set(old.get("replies") or {}) | set(new.get("replies") or {})
@@ -236,6 +257,7 @@ def checker_figures(before: Reader, after: Reader) -> List[Figure]:
                     _get(old, "replies", split, key),
                     _get(new, "replies", split, key),
                     higher,
+                    _sizes(old.get("replies"), new.get("replies"), split, "replies"),
                 )
             )
     return figures
@@ -266,7 +288,8 @@ def markdown(figures: Sequence[Figure], baseline: str) -> str:
         "# What changed since the last committed evaluation",
         "",
         f"Compared with {baseline}. {len(regressions)} regression(s) "
-        f"({REGRESSION}: a figure moved the wrong way by more than rounding; {IMPROVED}: better).",
+        f"({REGRESSION}: a figure moved the wrong way by more than rounding; {IMPROVED}: better; "
+        f"{RESIZED}: measured on a different number of items, not compared).",
         "",
     ]
     if regressions:

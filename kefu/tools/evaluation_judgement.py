@@ -75,24 +75,13 @@ def sentence_confidence(config: Path = ROOT / "config.yml") -> float:
     return default
 
 
-def reparse(parse: Dict[str, Any], policy: Policy, reader: risk.Reader) -> Dict[str, Any]:
+def reparse(parse: Dict[str, Any], policy: Policy, judge: risk.MessageJudge) -> Dict[str, Any]:
     """The parse as the current policy files read it: tone, risk and the revised intent
     (lexicons and thresholds can be tuned without retraining)."""
-    reasons = intent_reasons(policy)
-    priority = {code: r.priority for code, r in policy.escalation.reasons.items()}
     text = parse.get("original_text") or parse.get("text") or ""
-    classifier = risk.from_classifier(
-        parse.get("sentence_intents") or [], reasons, sentence_confidence(), original=text
-    )
     original = parse.get("intent_classifier") or parse.get("intent") or {}
-    reading = risk.outweighed(reader.read(text, classifier), original, policy.escalation.story)
-    chosen = risk.revised_intent(
-        original,
-        parse.get("intent_ranking") or [],
-        reading,
-        reasons,
-        priority,
-        policy.escalation.intent_min_confidence,
+    reading, chosen = judge.judge(
+        text, original, parse.get("intent_ranking") or [], parse.get("sentence_intents") or []
     )
     return {
         **parse,
@@ -100,10 +89,6 @@ def reparse(parse: Dict[str, Any], policy: Policy, reader: risk.Reader) -> Dict[
         "risk": reading.as_dict(),
         "intent": chosen or original,
     }
-
-
-def intent_reasons(policy: Policy) -> Dict[str, str]:
-    return {i: code for code, r in policy.escalation.reasons.items() for i in r.intents}
 
 
 def judge_message(parse: Dict[str, Any], policy: Policy) -> str:
@@ -216,9 +201,9 @@ def evaluate_split(
     split: str, parse_many: Any, policy: Policy, root: Path = JUDGEMENT
 ) -> Dict[str, Any]:
     """Scores of one split; `parse_many(texts)` returns the NLU parse of each text."""
-    reader = risk.Reader(policy.risk)
+    judge = risk.MessageJudge.for_policy(policy, sentence_confidence())
     messages = load_split(split, "messages", root)
-    parses = [reparse(p, policy, reader) for p in parse_many([m["text"] for m in messages])]
+    parses = [reparse(p, policy, judge) for p in parse_many([m["text"] for m in messages])]
     judged = [
         Judged(
             text=m["text"],
@@ -233,7 +218,7 @@ def evaluate_split(
     ]
     conversations = load_split(split, "conversations", root)
     turns = [t for c in conversations for t in c["turns"]]
-    turn_parses = iter(reparse(p, policy, reader) for p in parse_many(turns))
+    turn_parses = iter(reparse(p, policy, judge) for p in parse_many(turns))
     rows = []
     for c in conversations:
         mine = [next(turn_parses) for _ in c["turns"]]

@@ -10,7 +10,9 @@ from kefu.tools import evaluation_compare as compare
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def reports(f1_query: float, needless: float, fpr: float, extra_intent: bool = False):
+def reports(
+    f1_query: float, needless: float, fpr: float, extra_intent: bool = False, dev_size: int = 100
+):
     intents = {
         "query_order": {"f1-score": f1_query, "support": 12},
         "greet": {"f1-score": 1.0, "support": 12},
@@ -33,7 +35,12 @@ def reports(f1_query: float, needless: float, fpr: float, extra_intent: bool = F
         "reports/judgement/summary.json": [
             {
                 "split": "dev",
-                "single_messages": {"recall": 0.95, "needless_rate": needless, "misses": ["x"]},
+                "single_messages": {
+                    "messages": dev_size,
+                    "recall": 0.95,
+                    "needless_rate": needless,
+                    "misses": ["x"],
+                },
                 "conversations": {"recall": 1.0},
             }
         ],
@@ -73,6 +80,16 @@ def test_changes_are_marked_by_direction(tmp_path):
     assert [s for s in saved if s["regression"]] == [needless.as_dict()]
     png = tmp_path / "reports/nlu/biggest_confusions.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_split_that_grew_is_not_compared(tmp_path):
+    (tmp_path / "reports").mkdir()
+    before = reports(0.90, 0.02, 0.01)
+    after = reports(0.90, 0.04, 0.01, dev_size=120)  # new dev messages, harder ones
+    figures, text = compare.run(tmp_path / "reports", before, after, "the test's baseline")
+    needless = by_name(figures)[("hand-over judgement (dev)", "messages: needless hand-overs")]
+    assert needless.mark == compare.RESIZED
+    assert "0 regression(s)" in text
 
 
 def test_the_biggest_confusions_count_kefus_own_errors():

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from kefu.desk.channels.api import ApiClient, PlatformError
 from kefu.desk.channels.base import Channel, ChannelHub, Delivery
+from kefu.desk.channels.callbacks import configured, not_configured, url_check
 from kefu.desk.channels.crypto import (
     CryptoError,
     MessageCrypto,
@@ -180,27 +181,16 @@ def inbound(message: Dict[str, str]) -> Tuple[Optional[str], Optional[str], bool
     return PLACEHOLDERS.get(kind, "[消息]"), key, True
 
 
-def _channel(request: web.Request) -> Optional[WeChatChannel]:
-    from kefu.desk.keys import CHANNELS
+OFF = "未配置微信公众号渠道（KEFU_WECHAT_TOKEN）。"
+callback_get = url_check("wechat", WeChatChannel, OFF)
 
-    hub = request.app.get(CHANNELS)
-    channel = hub.channels.get("wechat") if hub is not None else None
-    return channel if isinstance(channel, WeChatChannel) else None
+
+def _channel(request: web.Request) -> Optional[WeChatChannel]:
+    return configured(request, "wechat", WeChatChannel)
 
 
 def _not_configured() -> web.Response:
-    return error(404, "channel_off", "未配置微信公众号渠道（KEFU_WECHAT_TOKEN）。")
-
-
-async def callback_get(request: web.Request) -> web.StreamResponse:
-    channel = _channel(request)
-    if channel is None:
-        return _not_configured()
-    try:
-        echostr = channel.verify_url(dict(request.query))
-    except (SignatureError, CryptoError):
-        return error(403, "bad_signature", "签名校验失败。")
-    return web.Response(text=echostr, content_type="text/plain")
+    return not_configured(OFF)
 
 
 async def callback_post(request: web.Request) -> web.StreamResponse:

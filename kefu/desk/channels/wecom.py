@@ -21,6 +21,7 @@ from aiohttp import web
 
 from kefu.desk.channels.api import ApiClient, PlatformError
 from kefu.desk.channels.base import Channel, ChannelHub, Delivery
+from kefu.desk.channels.callbacks import configured, not_configured, url_check
 from kefu.desk.channels.crypto import CryptoError, MessageCrypto, SignatureError
 from kefu.desk.channels.messages import MalformedMessage, parse_xml
 from kefu.desk.channels.settings import WeComSettings
@@ -268,27 +269,16 @@ class WeComChannel(Channel):
         return Delivery(False, code, detail)
 
 
-def _channel(request: web.Request) -> Optional[WeComChannel]:
-    from kefu.desk.keys import CHANNELS
+OFF = "未配置微信客服渠道（KEFU_WECOM_TOKEN）。"
+callback_get = url_check("wecom", WeComChannel, OFF)
 
-    hub = request.app.get(CHANNELS)
-    channel = hub.channels.get("wecom") if hub is not None else None
-    return channel if isinstance(channel, WeComChannel) else None
+
+def _channel(request: web.Request) -> Optional[WeComChannel]:
+    return configured(request, "wecom", WeComChannel)
 
 
 def _not_configured() -> web.Response:
-    return error(404, "channel_off", "未配置微信客服渠道（KEFU_WECOM_TOKEN）。")
-
-
-async def callback_get(request: web.Request) -> web.StreamResponse:
-    channel = _channel(request)
-    if channel is None:
-        return _not_configured()
-    try:
-        echostr = channel.verify_url(dict(request.query))
-    except (SignatureError, CryptoError):
-        return error(403, "bad_signature", "签名校验失败。")
-    return web.Response(text=echostr, content_type="text/plain")
+    return not_configured(OFF)
 
 
 async def callback_post(request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,6 @@ from rasa.shared.nlu.training_data.message import Message
 
 from kefu.domain import risk
 from kefu.domain.policy import load_policy
-from kefu.domain.policy.loader import StoryWords
 from kefu.rasa.nlu.annotator import MessageAnnotator
 from kefu.rasa.nlu.linear_intent_classifier import SENTENCE_INTENTS
 from kefu.rasa.nlu.script_normalizer import ORIGINAL_TEXT
@@ -28,7 +27,7 @@ class RiskScanner(MessageAnnotator):
     policy is read when the model loads: a lexicon change needs a restart, not a
     retraining.
 
-    The intent is then revised by what the words showed (`kefu.domain.risk.revised_intent`):
+    The intent is then revised by what the words showed (`kefu.domain.risk.MessageJudge`):
     a long message about a late parcel whose third sentence says the charger smoked
     is `report_safety`, so the rules and forms treat it as the hand-over it is; an
     escalation intent guessed with low confidence and nothing in the words behind it
@@ -41,64 +40,25 @@ class RiskScanner(MessageAnnotator):
         # A sentence's own escalation intent counts from this confidence on.
         return {"sentence_confidence": 0.75}
 
-    def __init__(
-        self,
-        config: Dict[str, Any],
-        reader: risk.Reader,
-        reasons: Dict[str, str],
-        priorities: Dict[str, int] | None = None,
-        intent_min_confidence: float = 0.0,
-        story: StoryWords | None = None,
-    ):
-        self.min_confidence = float(config["sentence_confidence"])
-        self.reader = reader
-        self.reason_of_intent = reasons
-        self.priority = priorities or {}
-        self.intent_min_confidence = intent_min_confidence
-        self.story = story
+    def __init__(self, config: Dict[str, Any], judge: risk.MessageJudge):
+        self.judge = judge
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> RiskScanner:
-        policy = load_policy()
-        reasons = {
-            intent: code
-            for code, reason in policy.escalation.reasons.items()
-            for intent in reason.intents
-        }
-        priorities = {code: r.priority for code, r in policy.escalation.reasons.items()}
         return cls(
             config,
-            risk.Reader(policy.risk),
-            reasons,
-            priorities,
-            policy.escalation.intent_min_confidence,
-            policy.escalation.story,
+            risk.MessageJudge.for_policy(load_policy(), float(config["sentence_confidence"])),
         )
 
     def annotate(self, message: Message) -> None:
         text = message.get(ORIGINAL_TEXT) or message.get(TEXT) or ""
-        classifier = risk.from_classifier(
+        reading, chosen = self.judge.judge(
+            text,
+            message.get(INTENT) or {},
+            message.get(INTENT_RANKING_KEY) or [],
             message.get(SENTENCE_INTENTS) or [],
-            self.reason_of_intent,
-            self.min_confidence,
-            original=text,
-        )
-        reading = risk.outweighed(
-            self.reader.read(text, classifier), message.get(INTENT) or {}, self.story
         )
         message.set(RISK, reading.as_dict(), add_to_output=True)
-        self._revise_intent(message, reading)
-
-    def _revise_intent(self, message: Message, reading: risk.Reading) -> None:
-        ranking = message.get(INTENT_RANKING_KEY) or []
-        chosen = risk.revised_intent(
-            message.get(INTENT) or {},
-            ranking,
-            reading,
-            self.reason_of_intent,
-            self.priority,
-            self.intent_min_confidence,
-        )
         if chosen is None:
             return
         # The ranking stays the classifier's own.
