@@ -23,9 +23,11 @@ class IdleTimers:
         self, conversation: Conversation, held: bool = False, closing: bool = False
     ) -> None:
         """Start the idle timer. After the bot's thanks or goodbye nobody is asked
-        "还在线吗": the timer then only closes the chat, quietly."""
+        "还在线吗": the timer then only closes the chat, quietly; the same on the
+        channels of `idle.quiet_channels` (WeChat, WeCom)."""
         service = self.policy.service
         wait = service.idle_after_s * (service.hold_on_factor if held else 1)
+        closing = closing or conversation.channel in service.idle_quiet_channels
         prompts = service.idle_prompts if closing else 0
         if bool(conversation.summary.get("closing")) != closing:
             conversation.summary["closing"] = closing

@@ -113,3 +113,10 @@ async def test_idle_timers_prompt_in_other_words_then_close_quietly_after_thanks
     await timers.tick()
     assert await store.messages("c4") == []  # closed without a word after a goodbye
     assert (await store.get("c4")).status == "closed"
+    # WeChat: no "还在线吗" (each message counts against the platform's quota), a quiet close
+    wechat = await store.create_conversation("c5", "h", channel="wechat", channel_user="o***1")
+    await timers.arm(wechat)
+    await store.update("c5", idle_deadline=utcnow() - timedelta(seconds=1))
+    await timers.tick()
+    assert await store.messages("c5") == []
+    assert (await store.get("c5")).status == "closed"

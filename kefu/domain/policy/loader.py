@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -20,6 +20,7 @@ ESCALATION_FILE = "escalation.yml"
 SERVICE_FILE = "service.yml"
 RISK_FILE = "risk.yml"
 FAQ_FILE = "faq.yml"
+SHORTHAND_FILE = "shorthand.yml"  # optional: no file, no shorthand
 # FAQ topics every shop has (a contract: the team's checks ask about each).
 FAQ_TOPICS = (
     "invoice",
@@ -195,6 +196,18 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class Asides:
+    """Words that are not the visitor's own matter: quoted (印着“律师函警告”的T恤), or
+    someone else's story that the sentence does not tie to the shop (同事的电动车着了)."""
+
+    quoted_reasons: Tuple[str, ...] = ()
+    quotes: Tuple[str, ...] = ()  # pairs of opening and closing marks: “” 「」
+    others_reasons: Tuple[str, ...] = ()
+    subjects: Tuple[re.Pattern[str], ...] = ()
+    links: Tuple[re.Pattern[str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Risk:
     separators: str
     masks: str
@@ -203,6 +216,7 @@ class Risk:
     clause: re.Pattern[str]
     reasons: Dict[str, RiskLexicon]
     settled: Tuple[Settled, ...] = ()
+    asides: Asides = Asides()
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,10 @@ class Service:
     retention_days: int
     announce_wait_after_s: float = 1.5
     ack_every_s: float = 30.0
+    # Channels whose idle visitors get no "还在线吗" prompt, only the quiet close: on
+    # WeChat and WeCom each message counts against the platform's 48-hour quota and
+    # rings the visitor's phone.
+    idle_quiet_channels: Tuple[str, ...] = ()
     # A form's free-text question answered with words the classifier reads as another
     # flow's request, below this confidence, is taken as the answer (no switch offered).
     switch_min_confidence: float = 0.75
@@ -293,6 +311,8 @@ class Policy:
     tone_model: ToneModelConfig | None = None
     # The agents' own quick replies in the console (phrasing.yml `quick_replies`).
     quick_replies: Tuple[Phrase, ...] = ()
+    # Pinyin initials the NLU reads written out (shorthand.yml): tk → 退款.
+    shorthand: Dict[str, str] = field(default_factory=dict)
 
     def phrase(self, scene: str) -> Phrase | None:
         return self.phrases.get(scene)
@@ -330,8 +350,32 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         service=_service(service, _mapping(service, ())),
         risk=_risk(risk, _mapping(risk, ())),
         faq=_faq(faq, _mapping(faq, ())),
+        shorthand=_shorthand(directory / SHORTHAND_FILE),
         directory=directory,
     )
+
+
+_SHORTHAND_KEY = re.compile(r"[a-z]{2,4}")
+
+
+def _shorthand(path: Path) -> Dict[str, str]:
+    if not path.exists():
+        return {}
+    src = Source.read(path)
+    root = _mapping(src, ())
+    _source(src, root, ())
+    entries = _mapping(src, ("shorthand",), _field(src, root, (), "shorthand"))
+    table: Dict[str, str] = {}
+    for key, meaning in entries.items():
+        where: PathKey = ("shorthand", str(key))
+        if not isinstance(key, str) or not _SHORTHAND_KEY.fullmatch(key):
+            raise src.error(where, "a key is 2-4 lower-case latin letters")
+        if not isinstance(meaning, str) or len(meaning) != len(key):
+            raise src.error(
+                where, f"the meaning needs exactly {len(key)} characters, as many as the key"
+            )
+        table[key] = meaning
+    return table
 
 
 # --- validation helpers: each names the key it checks -------------------------
@@ -691,6 +735,17 @@ def _hours(src: Source, hours: dict) -> WorkingHours:
     return WorkingHours(timezone=zone, open=start, close=end, weekdays=tuple(days))
 
 
+IDLE_CHANNELS = ("web", "widget", "wechat", "wecom")
+
+
+def _channels(src: Source, parent: dict, key: PathKey, name: str) -> Tuple[str, ...]:
+    found = _strings(src, parent, key, name)
+    unknown = [c for c in found if c not in IDLE_CHANNELS]
+    if unknown:
+        raise src.error(key + (name,), f"unknown channel {unknown} (one of {IDLE_CHANNELS})")
+    return found
+
+
 def _service(src: Source, root: dict) -> Service:
     idle = _mapping(src, ("idle",), _field(src, root, (), "idle"))
     complaints = _mapping(src, ("complaints",), _field(src, root, (), "complaints"))
@@ -719,6 +774,7 @@ def _service(src: Source, root: dict) -> Service:
         idle_after_s=_number(src, idle, ("idle",), "after_seconds", 1, 86400),
         idle_prompts=int(_number(src, idle, ("idle",), "prompts", 0, 10)),
         hold_on_factor=_number(src, idle, ("idle",), "hold_on_factor", 1, 100, 3),
+        idle_quiet_channels=_channels(src, idle, ("idle",), "quiet_channels"),
         follow_up_hours=int(_number(src, complaints, ("complaints",), "follow_up_hours", 1, 720)),
         return_window_days=int(_number(src, returns, ("returns",), "window_days", 0, 365)),
         return_exceptions=tuple(exceptions),
@@ -835,10 +891,41 @@ def _risk(src: Source, root: dict) -> Risk:
         clause=_regex(src, ("hypothetical", "clause"), hypothetical.get("clause")),
         reasons=reasons,
         settled=tuple(settled),
+        asides=_asides(src, root, reasons),
     )
 
 
+def _asides(src: Source, root: dict, reasons: Dict[str, RiskLexicon]) -> Asides:
+    def codes(where: PathKey, parent: dict) -> Tuple[str, ...]:
+        found = _strings(src, parent, where, "reasons")
+        unknown = [c for c in found if c not in reasons]
+        if not found or unknown:
+            raise src.error(where + ("reasons",), f"needs reason codes of `reasons`: {unknown}")
+        return found
+
+    quoted: Tuple[str, ...] = ()
+    quotes: Tuple[str, ...] = ()
+    if "quoted" in root:
+        entry = _mapping(src, ("quoted",), root["quoted"])
+        quoted = codes(("quoted",), entry)
+        quotes = _strings(src, entry, ("quoted",), "pairs")
+        if not quotes or any(len(q) != 2 for q in quotes):
+            raise src.error(("quoted", "pairs"), "each pair is two marks, opening and closing")
+    others: Tuple[str, ...] = ()
+    subjects: Tuple[re.Pattern[str], ...] = ()
+    links: Tuple[re.Pattern[str], ...] = ()
+    if "others" in root:
+        entry = _mapping(src, ("others",), root["others"])
+        others = codes(("others",), entry)
+        subjects = _regexes(src, entry, ("others",), "subjects")
+        links = _regexes(src, entry, ("others",), "links")
+        if not subjects or not links:
+            raise src.error(("others",), "needs `subjects` and `links`")
+    return Asides(quoted, quotes, others, subjects, links)
+
+
 __all__ = [
+    "Asides",
     "Brand",
     "Escalation",
     "Reason",
