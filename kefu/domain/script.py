@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import re
+from typing import Dict, Literal, Tuple
 
 Script = Literal["simplified", "traditional", "unknown"]
 
@@ -50,3 +51,21 @@ def normalise(text: str) -> str:
         return converted
     per_char = [to_simplified(ch) for ch in text]
     return "".join(c if len(c) == 1 else ch for c, ch in zip(per_char, text, strict=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _shorthand_pattern(keys: Tuple[str, ...]) -> re.Pattern[str]:
+    # Standing alone: no latin letter or digit on either side, nor a digit after a
+    # separator (TK-2025-0412 is an order id).
+    alternatives = "|".join(sorted(keys, key=len, reverse=True))
+    return re.compile(
+        rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])(?![-_ ]?[0-9])", re.IGNORECASE
+    )
+
+
+def expand_shorthand(text: str, table: Dict[str, str]) -> str:
+    """Pinyin initials written out (tk几天到账 → 退款几天到账), same length as the text."""
+    if not table or not any(c.isascii() and c.isalpha() for c in text):
+        return text
+    pattern = _shorthand_pattern(tuple(sorted(table)))
+    return pattern.sub(lambda m: table[m.group(0).lower()], text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from kefu.domain.script import detect_script, normalise
+from kefu.domain.policy import load_policy
+from kefu.domain.script import detect_script, expand_shorthand, normalise
 from kefu.rasa.nlu.annotator import MessageAnnotator
 
 SCRIPT = "script"
@@ -20,7 +23,16 @@ class ScriptNormalizer(MessageAnnotator):
 
     The original text and the script the visitor writes in are added to the parse
     result (`original_text`, `script`), so replies can mirror the visitor's script.
+    Pinyin initials of policy/shorthand.yml are written out (tk → 退款), with the
+    same length, for the classifiers only: `original_text` keeps what was typed.
     """
+
+    def __init__(self, shorthand: Dict[str, str] | None = None) -> None:
+        self.shorthand = shorthand or {}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> ScriptNormalizer:
+        return cls(load_policy().shorthand)
 
     def _normalise(self, message: Message, add_to_output: bool) -> None:
         text = message.get(TEXT)
@@ -28,7 +40,7 @@ class ScriptNormalizer(MessageAnnotator):
             return
         message.set(SCRIPT, detect_script(text), add_to_output=add_to_output)
         message.set(ORIGINAL_TEXT, text, add_to_output=add_to_output)
-        message.set(TEXT, normalise(text))
+        message.set(TEXT, expand_shorthand(normalise(text), self.shorthand))
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         for example in training_data.training_examples:
