@@ -133,6 +133,7 @@ class Reader:
         found: List[Evidence] = []
         near_misses = set()
         takebacks = [self._takebacks(folded[s:e]) for s, e in spans]
+        quoted = self._quoted_spans(folded)
         for index, (start, end) in enumerate(spans):
             sentence = folded[start:end]
             previous = folded[spans[index - 1][0] : spans[index - 1][1]] if index else ""
@@ -143,6 +144,9 @@ class Reader:
                 for s, e, how in self._matches(lexicon, sentence, previous):
                     if _taken_back(lexicon.code, e, takebacks[index], after):
                         near_misses.add(lexicon.code)  # 开玩笑的 / 后来处理得挺好
+                        continue
+                    if self._aside(lexicon.code, sentence, s, e, quoted, start, folded):
+                        near_misses.add(lexicon.code)  # “律师函警告”T恤 / 同事的车着了
                         continue
                     found.append(
                         Evidence(
@@ -159,6 +163,50 @@ class Reader:
         # A sentence the classifier read as a reason the words explain away is not evidence.
         found += [e for e in classifier if e.reason not in lifted]
         return Reading(tuple(_first_per_sentence(found)), lifted)
+
+    def _quoted_spans(self, folded: str) -> List[Tuple[int, int]]:
+        """Spans of the text between paired quotation marks, marks included."""
+        spans: List[Tuple[int, int]] = []
+        for pair in self.risk.asides.quotes:
+            opening, closing = pair[0], pair[1]
+            at = folded.find(opening)
+            while at >= 0:
+                end = folded.find(closing, at + 1)
+                if end < 0:
+                    break
+                spans.append((at, end + 1))
+                at = folded.find(opening, end + 1)
+        return spans
+
+    def _aside(
+        self,
+        code: str,
+        sentence: str,
+        s: int,
+        e: int,
+        quoted: Sequence[Tuple[int, int]],
+        offset: int,
+        message: str,
+    ) -> bool:
+        """Words that are not the visitor's own matter (`quoted`, `others` and
+        `buying_for` in policy/risk.yml): inside quotation marks; in a sentence about
+        someone else (同事, 邻居, 有人) named before the words, that nothing ties to the
+        shop; or in a message that tells a story to explain what the visitor wants to buy,
+        in a sentence that nothing ties to the shop."""
+        asides = self.risk.asides
+        if code in asides.quoted_reasons and _covered((offset + s, offset + e), quoted):
+            return True
+        tied = any(p.search(sentence) for p in asides.links)
+        if code in asides.buying_reasons and any(p.search(message) for p in asides.plans):
+            _, c1 = _clause_at(sentence, s)  # the product asked about may follow
+            if not any(p.search(sentence[:c1]) for p in asides.links):
+                return True
+        if code not in asides.others_reasons:
+            return False
+        # the someone else may open the words themselves (博主说……要去曝光)
+        if not any(m.start() <= s for p in asides.subjects for m in p.finditer(sentence)):
+            return False
+        return not tied
 
     def _takebacks(self, sentence: str) -> List[Tuple[int, Tuple[str, ...]]]:
         """Where in a sentence words take back what came before them, and for which

@@ -265,3 +265,35 @@ def test_story_words_are_checked(policy_copy, old, new, message):
     line = edit_file(policy_copy, "escalation.yml", old, new)
     with pytest.raises(PolicyError, match=rf"escalation\.yml:{line}: {message}"):
         load_policy(policy_copy)
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("  tk: 退款", "  tk: 退款了", "shorthand.tk: the meaning needs exactly 2 characters"),
+        ("  tk: 退款", "  t1: 退款", "shorthand.t1: a key is 2-4 lower-case latin letters"),
+    ],
+)
+def test_shorthand_mistakes_name_file_line_and_key(policy_copy, old, new, message):
+    line = edit_file(policy_copy, "shorthand.yml", old, new)
+    with pytest.raises(PolicyError) as err:
+        load_policy(policy_copy)
+    assert f"shorthand.yml:{line}" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_no_shorthand_file_means_no_shorthand(policy_copy):
+    (policy_copy / "shorthand.yml").unlink()
+    assert load_policy(policy_copy).shorthand == {}
+
+
+def test_asides_name_known_reasons(policy_copy):
+    line = edit_file(
+        policy_copy,
+        "risk.yml",
+        "  reasons: [abuse, legal_media, supervisor, customer_request]\n  pairs:",
+        "  reasons: [abuse, rudeness]\n  pairs:",
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policy(policy_copy)
+    assert f"risk.yml:{line}" in str(err.value) and "quoted.reasons" in str(err.value)

@@ -109,6 +109,44 @@ def test_settling_words_do_not_take_back_what_follows_them(reader, text, reason)
     assert reason in reasons(reader, text)
 
 
+@pytest.mark.parametrize(
+    "text, lifted",
+    [
+        # quoted: a slogan on a product, a line of a film
+        ("那件印着“律师函警告”的恶搞T恤还有XL吗", "legal_media"),
+        ("李云龙那句「你他娘的真是个天才」的冰箱贴有卖吗", "abuse"),
+        # someone else's story that the sentence does not tie to the shop
+        ("同事上个月电动车在楼道里充电，半夜烧起来了。你们这款户外充电柜防雨吗", "safety"),
+        ("邻居说再吵就报警，所以想买个无线耳机", "legal_media"),
+        ("之前在别家买的那个烧干了直接冒烟，所以这次想挑个好一点的", "safety"),
+        # a household's story told to explain a purchase
+        ("我爸上个月在浴室摔了一跤，人没大事，想给他装个扶手，这款能打在瓷砖墙上吗", "safety"),
+        ("我妈住院了，想给她买个护颈枕，能直接寄到医院吗", "safety"),
+    ],
+)
+def test_words_that_are_not_the_visitors_own_matter_do_not_count(reader, text, lifted):
+    reading = reader.read(text)
+    assert reading.reasons == () and lifted in reading.lifted
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # the someone else used what the shop sold, or was told about this matter
+        ("同事用了你们的充电宝，半夜烧起来了", "safety"),
+        ("我同学在市场监管局上班，我已经把情况跟他说了", "legal_media"),
+        ("我有个朋友在报社当记者，她对这种事情很感兴趣", "legal_media"),
+        # a purchase asked about in the same message does not hide a report about what was bought
+        ("想给我妈也买一个。上周买的充电热水袋裂开了，我爸大腿烫红了一大片，起了泡", "safety"),
+        ("你家那空气炸锅刚才冒烟了，有没有别的款推荐", "safety"),
+        # quoted words of a promise still claimed
+        ("详情页那行「假一赔十」还挂着呢，就按这个来，赔我十倍", "compensation"),
+    ],
+)
+def test_someone_elses_words_tied_to_the_shop_still_count(reader, text, reason):
+    assert reason in reasons(reader, text)
+
+
 def test_words_in_a_story_are_outweighed_by_a_confident_shop_question(reader, policy):
     story = policy.escalation.story
     text = "我舅舅当了三十年律师，下个月生日，这套文房四宝适合送他吗"

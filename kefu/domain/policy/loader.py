@@ -205,6 +205,9 @@ class Asides:
     others_reasons: Tuple[str, ...] = ()
     subjects: Tuple[re.Pattern[str], ...] = ()
     links: Tuple[re.Pattern[str], ...] = ()
+    # A household's story told to explain a purchase (我妈住院了，想给她买个护颈枕).
+    buying_reasons: Tuple[str, ...] = ()
+    plans: Tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -921,7 +924,15 @@ def _asides(src: Source, root: dict, reasons: Dict[str, RiskLexicon]) -> Asides:
         links = _regexes(src, entry, ("others",), "links")
         if not subjects or not links:
             raise src.error(("others",), "needs `subjects` and `links`")
-    return Asides(quoted, quotes, others, subjects, links)
+    buying: Tuple[str, ...] = ()
+    plans: Tuple[re.Pattern[str], ...] = ()
+    if "buying_for" in root:
+        entry = _mapping(src, ("buying_for",), root["buying_for"])
+        buying = codes(("buying_for",), entry)
+        plans = _regexes(src, entry, ("buying_for",), "plans")
+        if not plans or not links:
+            raise src.error(("buying_for",), "needs `plans`, and `others` for its `links`")
+    return Asides(quoted, quotes, others, subjects, links, buying, plans)
 
 
 __all__ = [
