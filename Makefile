@@ -8,7 +8,7 @@ RASA := $(BIN)/rasa
 MODEL := models/kefu.tar.gz
 SETUP_STAMP := $(VENV)/.setup-done
 # Inputs of the model: training runs again only when one of these changed.
-MODEL_INPUTS := config.yml domain.yml policy/faq.yml kefu/rasa/escalation_policy.py kefu/rasa/ted_policy.py \
+MODEL_INPUTS := config.yml domain.yml policy/faq.yml policy/shorthand.yml kefu/domain/script.py kefu/rasa/escalation_policy.py kefu/rasa/ted_policy.py \
   kefu/domain/char_linear.py $(shell find data kefu/rasa/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) 2>/dev/null)
 
 export TF_CPP_MIN_LOG_LEVEL := 3
