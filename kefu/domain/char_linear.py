@@ -42,12 +42,25 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def sublinear_tfidf(counts: Any, idf: np.ndarray) -> Any:
+    """What sklearn's TfidfVectorizer(sublinear_tf=True) computes from raw counts:
+    1 + log(count), times the inverse document frequency, scaled to unit length. Done
+    by hand so a saved model needs only its vocabulary and idf (arrays, no pickle)."""
+    from sklearn.preprocessing import normalize
+
+    counts = counts.tocsr(copy=True).astype(np.float32)
+    np.log(counts.data, counts.data)
+    counts.data += 1.0
+    return normalize(counts.multiply(idf.reshape(1, -1)).tocsr(), norm="l2", copy=False)
+
+
 @dataclass
 class CharLinearModel:
     classes: List[str]
     coef: np.ndarray
     intercept: np.ndarray
-    vectoriser: Any
+    vectoriser: Any  # counts of character n-grams
+    idf: Optional[np.ndarray] = None  # set: features are sublinear tf-idf of the counts
 
     @classmethod
     def fit(
@@ -61,12 +74,18 @@ class CharLinearModel:
         sublinear_tf: bool = False,
         solver: str = "lbfgs",
     ) -> "CharLinearModel":
-        """`sublinear_tf`: see vectoriser() (such a model is not saved: no idf is stored).
+        """`sublinear_tf`: see vectoriser() (the idf is kept, and saved with the model).
         `solver`: sklearn's; "sag" fits many classes on tf-idf features much faster."""
         from sklearn.linear_model import LogisticRegression
 
-        vec = vectoriser(char_ngrams, sublinear_tf=sublinear_tf)
+        vec = vectoriser(char_ngrams)
         features = vec.fit_transform([t.lower() for t in texts])
+        idf = None
+        if sublinear_tf:
+            from sklearn.feature_extraction.text import TfidfTransformer
+
+            idf = TfidfTransformer(sublinear_tf=True).fit(features).idf_.astype(np.float32)
+            features = sublinear_tfidf(features, idf)
         model = LogisticRegression(
             C=C, class_weight=class_weight, max_iter=max_iter, solver=solver, random_state=0
         )
@@ -76,19 +95,24 @@ class CharLinearModel:
             coef=model.coef_.astype(np.float32),
             intercept=model.intercept_.astype(np.float32),
             vectoriser=vec,
+            idf=idf,
         )
 
+    def features(self, texts: Sequence[str]) -> Any:
+        counts = self.vectoriser.transform([t.lower() for t in texts])
+        return counts if self.idf is None else sublinear_tfidf(counts, self.idf)
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        features = self.vectoriser.transform([t.lower() for t in texts])
-        scores = features @ self.coef.T + self.intercept
+        scores = self.features(texts) @ self.coef.T + self.intercept
         if scores.shape[1] == 1:  # two classes: sklearn keeps one row of weights
             scores = np.hstack([-scores, scores])
         return softmax(np.asarray(scores))
 
     def save(self, directory: Path, name: str) -> None:
-        if hasattr(self.vectoriser, "idf_"):
-            raise ValueError("a model on tf-idf features is fitted per process, not saved")
-        np.savez(directory / f"{name}.npz", coef=self.coef, intercept=self.intercept)
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        if self.idf is not None:
+            arrays["idf"] = self.idf
+        np.savez(directory / f"{name}.npz", **arrays)
         meta = {
             "classes": self.classes,
             "vocabulary": {k: int(v) for k, v in self.vectoriser.vocabulary_.items()},
@@ -101,4 +125,6 @@ class CharLinearModel:
         meta = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
         with np.load(directory / f"{name}.npz", allow_pickle=False) as arrays:
             coef, intercept = arrays["coef"], arrays["intercept"]
-        return cls(meta["classes"], coef, intercept, vectoriser(char_ngrams, meta["vocabulary"]))
+            idf = arrays["idf"] if "idf" in arrays.files else None
+        vec = vectoriser(char_ngrams, meta["vocabulary"])
+        return cls(meta["classes"], coef, intercept, vec, idf)

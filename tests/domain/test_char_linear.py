@@ -1,10 +1,9 @@
 """The shared character n-gram model: counts by default (the NLU's trained models rely on
-it), tf-idf of 1 + log(count) as an option for the tone model."""
+it), tf-idf of 1 + log(count) as an option, saved with its idf."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from kefu.domain.char_linear import CharLinearModel
 
@@ -20,7 +19,9 @@ def test_counts_by_default_and_saved(tmp_path):
     assert np.allclose(loaded.probabilities(TEXTS), model.probabilities(TEXTS))
 
 
-def test_sublinear_tf_idf_is_fitted_but_not_saved(tmp_path):
+def test_sublinear_tf_idf_is_the_same_as_sklearns_and_saved_without_pickle(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     model = CharLinearModel.fit(
         TEXTS,
         LABELS,
@@ -31,8 +32,17 @@ def test_sublinear_tf_idf_is_fitted_but_not_saved(tmp_path):
         sublinear_tf=True,
         solver="sag",
     )
-    row = model.vectoriser.transform(["快递快递"])
+    row = model.features(["快递快递"])
     assert abs(np.sqrt(row.multiply(row).sum()) - 1) < 1e-5  # unit length
+    reference = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    reference.fit(TEXTS)
+    expected = reference.transform(TEXTS).toarray()
+    order = [
+        reference.vocabulary_[k]
+        for k in sorted(model.vectoriser.vocabulary_, key=model.vectoriser.vocabulary_.get)
+    ]
+    assert np.allclose(model.features(TEXTS).toarray(), expected[:, order], atol=1e-5)
     assert model.classes[int(np.argmax(model.probabilities(["你去问快递"])[0]))] == "shirk"
-    with pytest.raises(ValueError):
-        model.save(tmp_path, "m")
+    model.save(tmp_path, "m")
+    loaded = CharLinearModel.load(tmp_path, "m", (1, 3))
+    assert np.allclose(loaded.probabilities(TEXTS), model.probabilities(TEXTS))

@@ -49,6 +49,9 @@ class FaqSelector(GraphComponent):
             "C": 2.0,
             "class_weight": "balanced",
             "char_ngrams": [1, 3],
+            # Sublinear tf-idf of the n-gram counts instead of raw counts (the story
+            # around a question no longer outweighs the words that name its topic).
+            "sublinear_tf": False,
             "max_iter": 3000,
             "ranking_length": 5,
         }
@@ -93,6 +96,7 @@ class FaqSelector(GraphComponent):
             C=float(self.config["C"]),
             class_weight=self.config["class_weight"],
             max_iter=int(self.config["max_iter"]),
+            sublinear_tf=bool(self.config.get("sublinear_tf", False)),
         )
         with self._storage.write_to(self._resource) as directory:
             self.model.save(directory, MODEL_NAME)

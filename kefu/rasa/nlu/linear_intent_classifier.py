@@ -51,6 +51,9 @@ class LinearIntentClassifier(GraphComponent):
             "C": 1.0,  # inverse regularisation of the logistic regression
             "class_weight": "balanced",  # rare intents weigh as much as common ones
             "char_ngrams": [1, 3],
+            # Sublinear tf-idf of the n-gram counts instead of raw counts: a long
+            # message's many n-grams no longer outweigh the few that name its intent.
+            "sublinear_tf": False,
             "weight": 0.8,  # the linear model's share of the blend; DIET has the rest
             "ranking_length": 10,
             "max_iter": 3000,
@@ -98,6 +101,7 @@ class LinearIntentClassifier(GraphComponent):
             C=float(self.config["C"]),
             class_weight=self.config["class_weight"],
             max_iter=int(self.config["max_iter"]),
+            sublinear_tf=bool(self.config.get("sublinear_tf", False)),
         )
         self.persist()
         return self._resource
