@@ -120,3 +120,32 @@ def test_violation_carries_reason_rewrite_and_source(checker):
 
 def test_empty_text_has_no_violations(checker):
     assert checker.check("") == [] and checker.check("   ") == []
+
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("喂，您好，请讲", "wei"),
+        ("喂？还在吗？", "wei"),
+        ("好的，喂喂，说话呀", "wei"),
+    ],
+)
+def test_wei_as_a_call_is_forbidden(checker, text, rule):
+    assert rule in rules_in(checker, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 喂 as feeding, a likeness, an obligation, words quoted from a card or a title
+        "这款幼猫奶粉每天分四到五次喂，每次按体重冲调。",
+        "这件羽绒服穿上轻得好像没穿一样，整件只有580克。",
+        "运费应该由我们承担，我已经为您申请了退款。",
+        "贺卡上会印“祝你生日快乐”，字体您可以选。",
+        "这本《你问我，我问谁》是绘本，适合三到六岁。",
+        # a product fact, not a refusal
+        "这款面霜没有香精，也没有酒精。",
+    ],
+)
+def test_literal_matches_in_compliant_replies_are_not_violations(checker, text):
+    assert rules_in(checker, text) == set()

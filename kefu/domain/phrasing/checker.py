@@ -15,6 +15,11 @@ DICTIONARY_DIR = DATA_DIR / "dicts"
 # A clause and the punctuation after it.
 _CLAUSE = re.compile(r"([^，,。！!？?；;~～\n]*)([，,。！!？?；;~～\n]*)")
 _TIDY = re.compile(r"[，,。？?！!]{2,}")
+# Text inside quotation marks or book-title marks: an engraving, a card, a title the
+# agent repeats, not the agent's own words.
+_QUOTED = re.compile(
+    r"“[^”]{1,40}”|「[^」]{1,40}」|『[^』]{1,40}』|《[^》]{1,40}》|\"[^\"]{1,40}\""
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class Checker:
 
     Words match on jieba token boundaries: 不知道 in 我不知道 (tokens 我/不/知道)
     but not in 知不知道 (one token); 你 but not 你们. Patterns
-    match the text. A match inside a span an `unless` pattern covers is allowed.
+    match the text. A match inside a span an `unless` pattern covers is allowed, and
+    so is one inside quotation marks (the words of a card or an engraving).
     Traditional text is checked in simplified form; spans refer to the input.
     """
 
@@ -124,6 +130,7 @@ class Checker:
         starts = {s for _, s, _ in words}
         ends = {e for _, _, e in words}
         found: Dict[Tuple[str, int, int], Violation] = {}
+        quoted = [m.span() for m in _QUOTED.finditer(simplified)]
         for rule in self.rules:
             spans = [
                 span
@@ -136,6 +143,7 @@ class Checker:
             if not spans:
                 continue
             allowed = [m.span() for p in rule.unless for m in p.finditer(simplified)]
+            allowed += quoted  # words quoted, not said: 卡片上写“祝你生日快乐”
             for start, end in spans:
                 if any(a <= start and end <= b for a, b in allowed):
                     continue
