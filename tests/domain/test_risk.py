@@ -38,6 +38,10 @@ def reasons(reader, text):
         ("zhuan ren gong", "customer_request"),
         ("個暖風機插頭燒燶咗，成屋燶味", "safety"),  # Cantonese 燶
         ("书架倒下来压在我女儿腿上了", "safety"),
+        ("你们售后是不是全2b啊，换货单填了三次都提交不上", "abuse"),
+        ("转二线吧，一线解决不了的", "supervisor"),
+        ("柜门掉下来差点砸到孩子，吓死我了", "safety"),
+        ("月饼吃了两口才发现发霉了", "safety"),
         ("我已经约了报社的记者", "legal_media"),
         ("我要在PTT发文讲这件事", "legal_media"),
         ("你们这帮人脑子被门夹了吧", "abuse"),
@@ -72,6 +76,10 @@ def test_each_reason_is_read_from_the_words(reader, text, reason):
         "运费是我出还是你们出",
         "我不是要找经理，就想问下发票",
         "气得我手都在抖，又发错货了",
+        "吓死我了，一看扣了两笔钱，原来有一笔是运费险",
+        "这批月饼收到就发霉了，照片发你们看看",
+        "2B铅笔有没有十支装的",
+        "寄到我单位吧，市场监督管理局三楼，收件人写小刘",
     ],
 )
 def test_near_misses_are_not_read_as_risk(reader, text):
