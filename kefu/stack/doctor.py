@@ -30,6 +30,8 @@ MODEL_INPUT_FILES = (
     "config.yml",
     "domain.yml",
     "policy/faq.yml",
+    "policy/shorthand.yml",
+    "kefu/domain/script.py",
     "kefu/rasa/escalation_policy.py",
     "kefu/rasa/ted_policy.py",
     "kefu/domain/char_linear.py",

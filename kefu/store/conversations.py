@@ -8,6 +8,7 @@ for everything after the last number it saw and gets it in order, exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -172,6 +173,7 @@ EVENT_KINDS = (
     "rating",
 )
 MSG_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_msg_id ON messages (msg_id)"
+MIGRATION_ATTEMPTS = 3
 FIELDS = frozenset(
     {
         "status",
@@ -201,14 +203,31 @@ class ConversationStore:
     async def _ready(self) -> Database:
         if not self._migrated:
             await self.db.ensure_schema("conversations", SCHEMA)
-            # Stores made before messages had an id of their own get the column and index.
-            if "msg_id" not in await self.db.columns("messages"):
-                await self.db.execute("ALTER TABLE messages ADD COLUMN msg_id TEXT")
-            await self.db.execute(MSG_ID_INDEX)
-            for table, added in ADDED_COLUMNS.items():
-                await self._add_columns(table, added)
+            # Two replicas starting together race on PostgreSQL's catalogue (CREATE INDEX
+            # IF NOT EXISTS is not safe concurrently): the loser tries again, and finds
+            # the winner's work done.
+            for attempt in range(MIGRATION_ATTEMPTS):
+                try:
+                    await self._migrate()
+                    break
+                except StoreError:
+                    if attempt + 1 == MIGRATION_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
             self._migrated = True
         return self.db
+
+    async def _migrate(self) -> None:
+        # Stores made before messages had an id of their own get the column and index.
+        if "msg_id" not in await self.db.columns("messages"):
+            try:
+                await self.db.execute("ALTER TABLE messages ADD COLUMN msg_id TEXT")
+            except StoreError:
+                if "msg_id" not in await self.db.columns("messages"):
+                    raise
+        await self.db.execute(MSG_ID_INDEX)
+        for table, added in ADDED_COLUMNS.items():
+            await self._add_columns(table, added)
 
     async def _add_columns(self, table: str, added: Sequence[tuple]) -> None:
         for name, kind in added:

@@ -119,3 +119,14 @@ async def test_a_status_changes_by_transition_only_and_one_racer_wins(store):
     assert not await store.transition("nope", ("bot",), status="closed")
     with pytest.raises(ValueError):
         await store.transition(c.id, ("limbo",), status="closed")
+
+
+async def test_replicas_starting_together_on_a_fresh_postgresql_schema_all_start(pg_url):
+    # CREATE INDEX IF NOT EXISTS races in PostgreSQL's catalogue: every replica must start.
+    stores = [open_conversation_store(pg_url) for _ in range(4)]
+    try:
+        created = await asyncio.gather(*(s.create_conversation(cid(), "hash") for s in stores))
+        assert len({c.id for c in created}) == 4
+    finally:
+        for s in stores:
+            await s.close()
