@@ -205,7 +205,8 @@ def test_visitor_escalates_agent_claims_replies_and_releases(stack, browser):
     wait(browser, lambda d: not d.find_element(By.ID, "reply-send").get_property("disabled"))
     reply.send_keys(Keys.ENTER)  # Enter sends, like the visitor's side
     wait(browser, has_bubble(browser, "您的问题我来为您处理"))
-    assert reply.get_property("value") == ""
+    # The box empties once the desk has taken the reply (its bubble may arrive first).
+    wait(browser, lambda d: reply.get_property("value") == "")
 
     browser.switch_to.window(visitor_tab)
     wait(browser, has_bubble(browser, "人工客服demo"))
