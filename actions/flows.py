@@ -9,7 +9,8 @@ paused one up again (resume_note).
 
 from __future__ import annotations
 
-from typing import List, Text
+import re
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
@@ -32,6 +33,11 @@ FLOW_NAME = {
 }
 # Questions whose answer is a description in the visitor's own words.
 FREE_TEXT_SLOTS = ("complaint_what", "complaint_when", "complaint_want", "return_reason")
+# A message that asks something: a shop question, not a description, even when the
+# FAQ topic is read with little confidence.
+_ASKS = re.compile(
+    r"[?？]|[吗嘛么呢][\s。.!！~～]*$|怎么|怎样|如何|多久|多少|几天|几点|哪[里儿个]|能不能|可不可以|有没有|是不是"
+)
 # What to say to pick a paused form up again (each starts that form).
 AGAIN = {"order_form": "查订单", "complaint_form": "我要投诉", "return_form": "我要退换货"}
 
@@ -72,6 +78,49 @@ class ActionOfferSwitch(Action):
             SlotSet("paused_form", form),
             SlotSet("switch_to", target),
         ]
+
+
+class ActionFaqInForm(Action):
+    """A shop question while a form waits for an answer: answered, then the form asks again.
+
+    In a question whose answer is a description (what happened, why return it), a
+    message read as a shop question with little confidence and not asking anything is
+    the answer itself (尺码不合适 as a return reason reads a little like a size
+    question): it fills the slot and the form goes on.
+    """
+
+    def name(self) -> Text:
+        return "action_faq_in_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        form = tracker.active_loop.get("name")
+        latest = tracker.latest_message or {}
+        requested = tracker.get_slot("requested_slot")
+        if form and requested in FREE_TEXT_SLOTS and is_description(latest):
+            return [SlotSet(requested, latest.get("text")), FollowupAction(form)]
+        response = faq_response(latest)
+        if response:
+            dispatcher.utter_message(response=response)
+        else:
+            dispatcher.utter_message(response="utter_default")
+        return []
+
+
+def is_description(latest: Dict[Text, Any]) -> bool:
+    """A message read as a shop question with less than the switching confidence, asking nothing."""
+    confidence = float((latest.get("intent") or {}).get("confidence") or 0.0)
+    if confidence >= config.policy().service.switch_min_confidence:
+        return False
+    return not _ASKS.search(str(latest.get("text") or ""))
+
+
+def faq_response(latest: Dict[Text, Any]) -> Optional[Text]:
+    """The response (utter_faq/<topic>) the FAQ selector picked for this message."""
+    selected = (latest.get("response_selector") or {}).get("faq") or {}
+    response = (selected.get("response") or {}).get("utter_action")
+    return str(response) if response else None
 
 
 def resume_note(

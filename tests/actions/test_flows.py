@@ -364,3 +364,56 @@ async def test_a_phone_after_a_failed_lookup_books_the_call_back(
         dispatcher, make_tracker(slots={"phone": "13800138000"}), domain.as_dict()
     )
     assert dispatcher.messages[0]["response"] == "utter_noted"
+
+
+def faq_tracker(make_tracker, text: str, confidence: float, requested: str):
+    tracker = with_loop(
+        make_tracker(slots={"requested_slot": requested}, text=text, intent="faq"), "return_form"
+    )
+    tracker.latest_message["intent"]["confidence"] = confidence
+    tracker.latest_message["response_selector"] = {
+        "faq": {"response": {"utter_action": "utter_faq/size", "confidence": confidence}}
+    }
+    return tracker
+
+
+@pytest.mark.parametrize(
+    "text, confidence, requested, taken",
+    [
+        # a plain reason that only reads a little like a size question is the answer
+        ("尺码不合适", 0.43, "return_reason", True),
+        # a real question, even read with little confidence, is answered
+        ("这个尺码偏大吗", 0.43, "return_reason", False),
+        ("尺码怎么选", 0.43, "return_reason", False),
+        # a confident shop question is answered
+        ("尺码表在哪看", 0.9, "return_reason", False),
+        ("尺码不合适", 0.9, "return_reason", False),
+        # a slot that is not a description never takes it
+        ("尺码不合适", 0.43, "order_id", False),
+    ],
+)
+async def test_a_shop_question_in_a_form_is_answered_unless_it_is_the_description(
+    dispatcher, make_tracker, domain, text, confidence, requested, taken
+):
+    from actions.flows import ActionFaqInForm
+
+    tracker = faq_tracker(make_tracker, text, confidence, requested)
+    events = await ActionFaqInForm().run(dispatcher, tracker, domain.as_dict())
+    if taken:
+        assert not dispatcher.messages
+        assert {"event": "slot", "timestamp": None, "name": requested, "value": text} in events
+        assert events[-1]["event"] == "followup" and events[-1]["name"] == "return_form"
+    else:
+        assert [m["response"] for m in dispatcher.messages] == ["utter_faq/size"]
+        assert events == []
+
+
+async def test_a_shop_question_with_no_topic_gets_the_default_answer(
+    dispatcher, make_tracker, domain
+):
+    from actions.flows import ActionFaqInForm
+
+    tracker = faq_tracker(make_tracker, "这个怎么弄", 0.9, "order_id")
+    tracker.latest_message["response_selector"] = {}
+    assert await ActionFaqInForm().run(dispatcher, tracker, domain.as_dict()) == []
+    assert [m["response"] for m in dispatcher.messages] == ["utter_default"]
