@@ -131,9 +131,14 @@ class Reader:
         folded = fold(text)
         spans = sentences(folded)
         found: List[Evidence] = []
-        near_misses = set()
         takebacks = [self._takebacks(folded[s:e]) for s, e in spans]
         quoted = self._quoted_spans(folded)
+        # A reason whose grounds the message lacks: the classifier's reading of it is doubted.
+        near_misses = {
+            lexicon.code
+            for lexicon in self.risk.reasons.values()
+            if lexicon.grounds and not any(p.search(folded) for p in lexicon.grounds)
+        }
         for index, (start, end) in enumerate(spans):
             sentence = folded[start:end]
             previous = folded[spans[index - 1][0] : spans[index - 1][1]] if index else ""

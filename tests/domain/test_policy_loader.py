@@ -297,3 +297,11 @@ def test_asides_name_known_reasons(policy_copy):
     with pytest.raises(PolicyError) as err:
         load_policy(policy_copy)
     assert f"risk.yml:{line}" in str(err.value) and "quoted.reasons" in str(err.value)
+
+
+def test_a_broken_grounds_pattern_names_file_line_and_key(policy_copy):
+    old = "      - '(?:孩子|小孩|宝宝|"
+    line = edit_file(policy_copy, "risk.yml", old, "      - '(?:孩子|小孩|(宝宝|")
+    with pytest.raises(PolicyError) as err:
+        load_policy(policy_copy)
+    assert f"risk.yml:{line}" in str(err.value) and "grounds" in str(err.value)

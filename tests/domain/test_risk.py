@@ -59,6 +59,10 @@ def test_each_reason_is_read_from_the_words(reader, text, reason):
     "text",
     [
         "这个充电宝会不会爆炸？安全吗",  # a question before buying
+        "我真是个猪脑子，尺码表都没看就下单了，能换大一码吗",  # at oneself
+        "宝宝咬了一口包装袋，袋子没破，什么都没吃进去。这个印刷是食品级的吗",  # nothing swallowed
+        "面包发霉了，仅退款可以吗？再寄回去我自己看着都觉得恶心",  # disgust, not nausea
+        "发顺丰吗？路上磕坏了是包赔的吧",  # what the shop's promise covers
         "质量太垃圾了，洗一次就掉色",  # about the product, not aimed at anyone
         "我是敏感肌，这款面霜能用吗",
         "你们家的炸鸡锅是爆款吗",
@@ -231,3 +235,42 @@ def test_the_intent_follows_the_words_unless_the_classifier_already_escalated(po
     }
     # A low-confidence guess does not outrank what the words show.
     assert revised("tmd你们会不会做事", "threaten", 0.3) == {"name": "insult", "confidence": 1.0}
+
+
+@pytest.mark.parametrize(
+    "text, grounded",
+    [
+        # an ordinary complaint the classifier may read as a safety report: nothing at risk
+        ("书架到了，五金包少了一袋，现在装到一半卡住了", False),
+        ("T恤洗了一次缩成童装了，我自己穿不上了，哭笑不得", False),
+        ("行李箱第一趟出门轮子就掉了一个，这个能修还是能换？", False),
+        # safety told in plain words names a body, a symptom, a hazard or who is at risk
+        ("宝宝一喝完就吐，一天拉了七八次", True),
+        ("窗帘拉绳绕到脖子上勒出一圈红印", True),
+        ("充电座底部黑乎乎的，插头那里一股胶味，我不敢再插了", True),
+        ("坐上去屁股底下一阵一阵地发木", True),
+        ("燃气灶关了以后还是有股臭味，家里老人说头有点晕", True),
+    ],
+)
+def test_a_classifier_safety_reading_needs_grounds_in_the_words(reader, policy, text, grounded):
+    reason_of = {i: c for c, r in policy.escalation.reasons.items() for i in r.intents}
+    sentence = [{"intent": "report_safety", "confidence": 0.95, "span": (0, len(text))}]
+    classifier = risk.from_classifier(sentence, reason_of, 0.5, original=text)
+    reading = reader.read(text, classifier)
+    assert ("safety" in reading.reasons) is grounded
+    assert ("safety" in reading.lifted) is not grounded
+    # the top intent is doubted the same way: the best other intent is taken instead
+    priority = {c: r.priority for c, r in policy.escalation.reasons.items()}
+    ranking = [
+        {"name": "report_safety", "confidence": 0.95},
+        {"name": "complain", "confidence": 0.03},
+    ]
+    revised = risk.revised_intent(
+        {"name": "report_safety", "confidence": 0.95},
+        ranking,
+        reader.read(text),
+        reason_of,
+        priority,
+        policy.escalation.intent_min_confidence,
+    )
+    assert revised == (None if grounded else {"name": "complain", "confidence": 0.03})

@@ -177,6 +177,9 @@ class RiskLexicon:
     targets: Tuple[re.Pattern[str], ...]
     unless: Tuple[re.Pattern[str], ...]
     hypothetical: bool  # a denial or a question in the clause lifts a match
+    # The classifier's reading of this reason counts only in a message one of these
+    # matches (empty: always); what the words show is not affected.
+    grounds: Tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -863,6 +866,7 @@ def _risk(src: Source, root: dict) -> Risk:
             targets=_regexes(src, entry, key, "targets"),
             unless=_regexes(src, entry, key, "unless"),
             hypothetical=bool(entry.get("hypothetical", code == "safety")),
+            grounds=_regexes(src, entry, key, "grounds"),
         )
         if not (lexicon.strong or lexicon.certain or lexicon.weak or lexicon.targeted):
             raise src.error(key, "needs `strong`, `certain`, `weak` or `targeted` patterns")
