@@ -50,8 +50,9 @@ class Evidence:
 @dataclass(frozen=True)
 class Reading:
     evidence: Tuple[Evidence, ...] = ()
-    # Reasons whose near-misses (`unless`: 人工刻字, 不需要找主管) the words show and
-    # that no words show: they speak against the classifier's reading of that reason.
+    # Reasons whose near-misses (`unless`: 人工刻字, 不需要找主管) the words show, or
+    # whose `grounds` the message lacks, and that no words show: they speak against the
+    # classifier's reading of that reason.
     lifted: Tuple[str, ...] = ()
 
     @property
